@@ -83,7 +83,6 @@ describe.each(testDatabases)('database contract: $name', (target) => {
         ...namespace,
         language: 'python',
         state: 'hot',
-        transitions: '[]',
         created_at: at,
         last_active_at: at,
       })

@@ -7,6 +7,7 @@ import type { Generated } from 'kysely'
 export interface DatabaseSchema {
   executions: ExecutionsTable
   sessions: SessionsTable
+  session_transitions: SessionTransitionsTable
   threads: ThreadsTable
   messages: MessagesTable
   files: FilesTable
@@ -48,18 +49,37 @@ export interface ExecutionsTable {
   finished_at: string | null
 }
 
-/** A stateful kernel (DESIGN 4): its lifecycle state and every transition with its reason. */
+/** A stateful kernel (DESIGN 4): its settings, lifecycle state and where its COLD state is. */
 export interface SessionsTable {
   id: string
   user_id: string
   chat_id: string
   language: string
-  /** `hot`, `warm` or `cold`. */
+  /** `hot`, `warm`, `cold` or `deleted`. */
   state: string
-  /** JSON: `[{from, to, reason, at}]`, oldest first. */
-  transitions: string
   created_at: string
   last_active_at: string
+  /** JSON: the limits asked for at creation, `wallTimeMs` the default cell timeout. */
+  limits: Generated<string>
+  warm_after_ms: Generated<number>
+  cold_after_ms: Generated<number>
+  /** Cells run since creation or the last restart. */
+  execution_count: Generated<number>
+  /** JSON `{prefix, stateKey, files, savedAt}` of the last COLD save, or `null` (none yet). */
+  saved_state: Generated<string>
+  /** JSON `[{name, reason}]`: what the last COLD save could not keep. */
+  lost_names: Generated<string>
+}
+
+/** Every move of a session between states, with why; `from_state` null at creation. */
+export interface SessionTransitionsTable {
+  session_id: string
+  /** 0-based order within the session. */
+  position: number
+  from_state: string | null
+  to_state: string
+  reason: string
+  at: string
 }
 
 /** An agent conversation (DESIGN 7), bound to the session its code runs in. */
