@@ -1,4 +1,6 @@
+import type { Readable, Writable } from 'node:stream'
 import type { RunStatus } from '@hutch/protocol'
+import type { CgroupStats } from '../cgroups/cgroups.ts'
 import type { Limits } from '../policy/limits.ts'
 import type { Policy } from '../policy/policy.ts'
 
@@ -39,6 +41,43 @@ export interface ProcessResult {
   reason?: string
 }
 
+/** A long-lived program to start in a prepared slot (a kernel's interpreter). */
+export interface SlotStartSpec {
+  /** argv inside the sandbox; argv[0] is an absolute path. */
+  argv: readonly string[]
+  policy: Policy
+  onStdout?: (chunk: Buffer) => void
+  onStderr?: (chunk: Buffer) => void
+}
+
+/**
+ * A program running in a slot with two control pipes besides stdout and stderr: inside the
+ * sandbox it reads `controlFds.toProgram` and writes `controlFds.fromProgram`. CPU and wall time
+ * are not limited here (the caller limits each unit of work); memory and pids are the cgroup's.
+ */
+export interface SlotProcess {
+  /** Pipe to the program's `controlFds.toProgram`. */
+  readonly control: Writable
+  /** Pipe from the program's `controlFds.fromProgram`. */
+  readonly events: Readable
+  /** Settles when the sandbox's last process is gone (never rejects). */
+  readonly exited: Promise<{ exitCode: number | null; signal: string | null }>
+  /**
+   * Sends a signal to the processes of the slot whose pid inside the sandbox is `sandboxPid`,
+   * or to every descendant of it with `descendants`. Returns how many were signalled.
+   */
+  signal(
+    sandboxPid: number,
+    signal: NodeJS.Signals,
+    options?: { descendants?: boolean },
+  ): Promise<number>
+  /** Kills every process of the slot (the cgroup stays, for another `start`). */
+  kill(): Promise<void>
+}
+
+/** Descriptor numbers a started program finds its control pipes on. */
+export const controlFds = { toProgram: 60, fromProgram: 61 } as const
+
 /**
  * A sandbox prepared for one run: its own workdir (on the host, bound into the sandbox), its own
  * identity and cgroup. Single use: run once, then release.
@@ -54,6 +93,16 @@ export interface Slot extends AsyncDisposable {
   readonly uid: number
   readonly gid: number
   run(spec: SlotRunSpec): Promise<ProcessResult>
+  /**
+   * Starts a long-lived program instead of `run` (a slot either runs once or starts programs,
+   * one at a time: start again after the last one exited, in the same workdir and cgroup).
+   * Optional: backends without it have no kernels.
+   */
+  start?(spec: SlotStartSpec): Promise<SlotProcess>
+  /** The cgroup's freezer, usage and state, for a slot that `start`s programs. */
+  freeze?(): Promise<void>
+  thaw?(): Promise<void>
+  stats?(): Promise<CgroupStats>
   /** Kills anything left, removes the workdir and the cgroup. Idempotent. */
   release(): Promise<void>
 }

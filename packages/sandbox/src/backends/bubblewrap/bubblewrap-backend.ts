@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
@@ -14,7 +15,18 @@ import { BoundedOutput, OutputBudget } from '../../process/bounded-output.ts'
 import { removeTree } from '../../files/remove-tree.ts'
 import { SandboxError } from '../../sandbox-error.ts'
 import { buildSeccompFilter } from '../../seccomp/seccomp.ts'
-import type { Backend, ProcessResult, Slot, SlotOptions, SlotRunSpec } from '../backend.ts'
+import type {
+  Backend,
+  ProcessResult,
+  Slot,
+  SlotOptions,
+  SlotProcess,
+  SlotRunSpec,
+  SlotStartSpec,
+} from '../backend.ts'
+import { controlFds } from '../backend.ts'
+import type { LauncherInputs } from './bubblewrap-process.ts'
+import { BubblewrapProcess } from './bubblewrap-process.ts'
 import type { BwrapHostFiles } from './bwrap-args.ts'
 import { buildBwrapArgs, describeRootLinks, syntheticAccounts } from './bwrap-args.ts'
 import { UidPool } from './uid-pool.ts'
@@ -70,18 +82,31 @@ const runIdPattern = /^[A-Za-z0-9_-]{1,64}$/
  * every descriptor it inherited but bubblewrap's, sets per-process limits, and becomes bwrap
  * with an empty environment.
  */
-function gateScript(limits: Limits, keptFds: readonly number[]): string {
+function gateScript(
+  limits: Limits,
+  keptFds: readonly number[],
+  control?: { toProgram: number; fromProgram: number },
+): string {
   const fileSizeKiB = Math.ceil(limits.fileSizeBytes / 1024)
-  const cpuSeconds = Math.ceil(limits.cpuTimeMs / 1000) + 1
+  // A long-lived program's CPU is limited per unit of work by its caller, not per process.
+  const cpuLimit =
+    control === undefined ? ` && ulimit -t ${Math.ceil(limits.cpuTimeMs / 1000) + 1}` : ''
   // bwrap itself needs a few descriptors while it sets the sandbox up.
   const openFiles = Math.max(limits.openFiles, 16)
+  const kept =
+    control === undefined ? keptFds : [...keptFds, controlFds.toProgram, controlFds.fromProgram]
   return [
     `read -r _ <&${fd.gate} || exit 125`,
     `exec ${fd.gate}<&-`,
+    ...(control === undefined
+      ? []
+      : [
+          `exec ${controlFds.toProgram}<&${control.toProgram} ${controlFds.fromProgram}>&${control.fromProgram} || exit 125`,
+        ]),
     'for f in /proc/self/fd/*; do f=${f##*/}',
-    `  case " ${keptFds.join(' ')} " in *" $f "*) ;; *) eval "exec $f>&-" 2>/dev/null ;; esac`,
+    `  case " ${kept.join(' ')} " in *" $f "*) ;; *) eval "exec $f>&-" 2>/dev/null ;; esac`,
     'done',
-    `ulimit -c 0 && ulimit -n ${openFiles} && ulimit -f ${fileSizeKiB} && ulimit -t ${cpuSeconds} || exit 125`,
+    `ulimit -c 0 && ulimit -n ${openFiles} && ulimit -f ${fileSizeKiB}${cpuLimit} || exit 125`,
     'exec -c "$@"',
   ].join('\n')
 }
@@ -233,9 +258,40 @@ export class BubblewrapBackend implements Backend {
 
   /** @internal Launches the program of one slot. */
   async launch(slot: BubblewrapSlot, cgroup: RunCgroup, spec: SlotRunSpec): Promise<ProcessResult> {
+    const started = performance.now()
+    const { child, inputs, opened } = await this.#spawn(slot, spec, false)
+    try {
+      return await this.#supervise(child, cgroup, spec, spec.policy.limits, started, inputs)
+    } finally {
+      for (const openedFd of opened) fs.closeSync(openedFd)
+    }
+  }
+
+  /** @internal Starts a long-lived program in one slot, with control pipes. */
+  async start(slot: BubblewrapSlot, cgroup: RunCgroup, spec: SlotStartSpec): Promise<SlotProcess> {
+    const { child, inputs, opened } = await this.#spawn(slot, spec, true)
+    for (const openedFd of opened) fs.closeSync(openedFd)
+    const started = new BubblewrapProcess(child, cgroup, spec, this.#logger)
+    try {
+      if (child.pid === undefined) {
+        throw new SandboxError('backend_unavailable', 'bash did not start')
+      }
+      await cgroup.addProcess(child.pid)
+      started.feed(inputs)
+    } catch (error) {
+      await started.kill().catch(() => {})
+      throw error
+    }
+    return started
+  }
+
+  async #spawn(
+    slot: BubblewrapSlot,
+    spec: { argv: readonly string[]; policy: SlotRunSpec['policy']; stdin?: unknown },
+    withControl: boolean,
+  ): Promise<{ child: ChildProcess; inputs: LauncherInputs; opened: number[] }> {
     // Memory, pids and disk were fixed when the slot was prepared; the rest apply now.
     const limits = spec.policy.limits
-    const started = performance.now()
     const seccomp = await buildSeccompFilter(
       { network: spec.policy.network },
       { pythonPath: this.#config.pythonPath },
@@ -296,13 +352,17 @@ export class BubblewrapBackend implements Backend {
         ...mounts.map((m) => m.fd),
         ...files.map((file) => file.fd),
       ]
+      const afterFiles = fd.firstMount + mounts.length + files.length
+      const control = withControl
+        ? { toProgram: afterFiles, fromProgram: afterFiles + 1 }
+        : undefined
       const child = spawn(
         '/bin/bash',
         [
           '--noprofile',
           '--norc',
           '-c',
-          gateScript(limits, keptFds),
+          gateScript(limits, keptFds, control),
           'hutch-launcher',
           this.#config.bwrapPath,
           '--args',
@@ -325,26 +385,33 @@ export class BubblewrapBackend implements Backend {
             'pipe',
             ...opened.slice(1),
             ...files.map(() => 'pipe' as const),
+            ...(control === undefined ? [] : (['pipe', 'pipe'] as const)),
           ],
         },
       )
-      return await this.#supervise(child, cgroup, spec, limits, started, {
-        args: Buffer.from(args.map((a) => `${a}\0`).join('')),
-        seccomp,
-        files: files.map((file) => ({ fd: file.fd, content: file.content })),
-      })
-    } finally {
+      return {
+        child,
+        opened,
+        inputs: {
+          args: Buffer.from(args.map((a) => `${a}\0`).join('')),
+          seccomp,
+          files: files.map((file) => ({ fd: file.fd, content: file.content })),
+          ...(control === undefined ? {} : { control }),
+        },
+      }
+    } catch (error) {
       for (const openedFd of opened) fs.closeSync(openedFd)
+      throw error
     }
   }
 
   async #supervise(
-    child: ReturnType<typeof spawn>,
+    child: ChildProcess,
     cgroup: RunCgroup,
     spec: SlotRunSpec,
     limits: Limits,
     started: number,
-    inputs: { args: Buffer; seccomp: Uint8Array; files: { fd: number; content: Uint8Array }[] },
+    inputs: LauncherInputs,
   ): Promise<ProcessResult> {
     const budget = new OutputBudget(limits.outputBytes)
     const stdout = new BoundedOutput(budget)
@@ -503,7 +570,7 @@ export class BubblewrapBackend implements Backend {
 class BubblewrapSlot implements Slot {
   readonly #backend: BubblewrapBackend
   readonly #cgroup: RunCgroup
-  #state: 'ready' | 'running' | 'used' | 'released' = 'ready'
+  #state: 'ready' | 'running' | 'used' | 'started' | 'released' = 'ready'
   readonly options: SlotOptions
   readonly runId: string
   readonly limits: Limits
@@ -539,6 +606,26 @@ class BubblewrapSlot implements Slot {
     } finally {
       this.#state = 'used'
     }
+  }
+
+  async start(spec: SlotStartSpec): Promise<SlotProcess> {
+    if (this.#state !== 'ready' && this.#state !== 'started') {
+      throw new SandboxError('invalid_request', `this sandbox is ${this.#state}`)
+    }
+    this.#state = 'started'
+    return this.#backend.start(this, this.#cgroup, spec)
+  }
+
+  freeze(): Promise<void> {
+    return this.#cgroup.freeze()
+  }
+
+  thaw(): Promise<void> {
+    return this.#cgroup.thaw()
+  }
+
+  stats(): Promise<CgroupStats> {
+    return this.#cgroup.stats()
   }
 
   async release(): Promise<void> {
