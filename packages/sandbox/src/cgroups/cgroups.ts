@@ -37,6 +37,8 @@ export interface CgroupStats {
   peakMemoryBytes: number
   /** Whether the kernel OOM-killed any process in this cgroup. */
   oomKilled: boolean
+  /** How many processes the kernel OOM-killed in this cgroup so far. */
+  oomKills: number
   /** Whether memory use ever reached the limit (whether or not that led to an OOM kill). */
   memoryLimitHit: boolean
   /** Processes (not threads) in the cgroup now. */

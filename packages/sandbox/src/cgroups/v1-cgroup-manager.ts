@@ -127,11 +127,13 @@ export class V1RunCgroup implements RunCgroup {
         this.pids(),
         readOptionalCgroupFile(pidsDir, 'pids.events'),
       ])
-    const oomKilled = (parseKeyedValues(oomControl).get('oom_kill') ?? 0) > 0
+    const oomKills = parseKeyedValues(oomControl).get('oom_kill') ?? 0
+    const oomKilled = oomKills > 0
     return {
       cpuUsageMs: parseCount(usageNs) / 1e6,
       peakMemoryBytes: parseCount(peakBytes),
       oomKilled,
+      oomKills,
       memoryLimitHit: oomKilled || parseCount(failCount) > 0 || parseCount(swapFailCount) > 0,
       processCount: pids.length,
       pidsLimitHit: (parseKeyedValues(pidsEvents ?? '').get('max') ?? 0) > 0,

@@ -108,11 +108,13 @@ export class V2RunCgroup implements RunCgroup {
     ])
     this.#sampledPeakBytes = Math.max(this.#sampledPeakBytes, parseCount(currentBytes))
     const events = parseKeyedValues(memoryEvents ?? '')
-    const oomKilled = (events.get('oom_kill') ?? 0) > 0 || (events.get('oom_group_kill') ?? 0) > 0
+    const oomKills = (events.get('oom_kill') ?? 0) + (events.get('oom_group_kill') ?? 0)
+    const oomKilled = oomKills > 0
     return {
       cpuUsageMs: (parseKeyedValues(cpuStat).get('usage_usec') ?? 0) / 1000,
       peakMemoryBytes: peakBytes === undefined ? this.#sampledPeakBytes : parseCount(peakBytes),
       oomKilled,
+      oomKills,
       memoryLimitHit: oomKilled || (events.get('max') ?? 0) > 0 || (events.get('oom') ?? 0) > 0,
       processCount: pids.length,
       pidsLimitHit: (parseKeyedValues(pidsEvents ?? '').get('max') ?? 0) > 0,
