@@ -9,6 +9,7 @@ export const errorCodes = {
   invalid_limit: 400,
   file_not_found: 404,
   not_found: 404,
+  too_many_sessions: 409,
   unauthorized: 401,
   payload_too_large: 413,
   rate_limit_exceeded: 429,
@@ -33,7 +34,9 @@ export const errorCodeDescriptions: Readonly<Record<ErrorCode, string>> = {
     'A limit is negative, not an integer or not a number. Limits above the maximum are not errors: they are clamped.',
   file_not_found:
     'A file named in `files` is not in the namespace. `details.missing` lists them; upload them first.',
-  not_found: 'No such execution, file or route in this namespace.',
+  not_found: 'No such execution, session, file or route in this namespace.',
+  too_many_sessions:
+    'The namespace has as many sessions as it may have (`details.maxSessions`); delete one first.',
   unauthorized: 'No API key, or one that is not configured.',
   payload_too_large: 'The request body, or an uploaded or produced file, is over its size cap.',
   rate_limit_exceeded:

@@ -237,6 +237,8 @@ const boxboxErrors = {
   invalid_limit: [400, 'invalid_request'],
   file_not_found: [404, 'not_found'],
   not_found: [404, 'not_found'],
+  // Sessions are native only; the map is total so that every code has an answer.
+  too_many_sessions: [409, 'bad_request'],
   unauthorized: [401, 'unauthorized'],
   payload_too_large: [413, 'bad_request'],
   rate_limit_exceeded: [429, 'rate_limit_exceeded'],
