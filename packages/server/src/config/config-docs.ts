@@ -21,6 +21,7 @@ const groupTitles: Readonly<Record<(typeof settingGroups)[number], string>> = {
   auth: 'Authentication',
   limits: 'Limits',
   pool: 'Warm pool',
+  sessions: 'Sessions',
   storage: 'Storage',
   database: 'Database',
   sandbox: 'Sandbox',

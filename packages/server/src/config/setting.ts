@@ -6,6 +6,7 @@ export const settingGroups = [
   'auth',
   'limits',
   'pool',
+  'sessions',
   'storage',
   'database',
   'sandbox',

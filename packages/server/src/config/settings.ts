@@ -377,6 +377,69 @@ export const settings = {
       'How long a warm sandbox waits unused before it is replaced by a fresh one (or dropped, above the minimum).',
   }),
 
+  // sessions
+  sessionWarmAfterMs: setting({
+    group: 'sessions',
+    schema: integer(0, 7 * dayMs),
+    default: 2 * minuteMs,
+    env: ['HUTCH_SESSION_WARM_AFTER_MS'],
+    flag: '--session-warm-after-ms',
+    description:
+      'Idle time after which a HOT session is frozen (WARM: memory kept, no CPU), for sessions that ask for none.',
+  }),
+  sessionMaxWarmAfterMs: setting({
+    group: 'sessions',
+    schema: integer(0, 7 * dayMs),
+    default: 1 * hourMs,
+    env: ['HUTCH_SESSION_MAX_WARM_AFTER_MS'],
+    flag: '--session-max-warm-after-ms',
+    description: 'Largest `warmAfterMs` a session may ask for; larger values are clamped.',
+  }),
+  sessionColdAfterMs: setting({
+    group: 'sessions',
+    schema: integer(0, 7 * dayMs),
+    default: 30 * minuteMs,
+    env: ['HUTCH_SESSION_COLD_AFTER_MS'],
+    flag: '--session-cold-after-ms',
+    description:
+      'Idle time after which a session is saved to storage and its sandbox closed (COLD), for sessions that ask for none.',
+  }),
+  sessionMaxColdAfterMs: setting({
+    group: 'sessions',
+    schema: integer(0, 7 * dayMs),
+    default: 1 * dayMs,
+    env: ['HUTCH_SESSION_MAX_COLD_AFTER_MS'],
+    flag: '--session-max-cold-after-ms',
+    description: 'Largest `coldAfterMs` a session may ask for; larger values are clamped.',
+  }),
+  maxHotSessions: setting({
+    group: 'sessions',
+    schema: integer(0, 4096),
+    default: 8,
+    env: ['HUTCH_MAX_HOT_SESSIONS'],
+    flag: '--max-hot-sessions',
+    description:
+      'HOT sessions kept; past it the least recently used idle ones are frozen (WARM). A session running a cell is never frozen.',
+  }),
+  maxWarmSessions: setting({
+    group: 'sessions',
+    schema: integer(0, 4096),
+    default: 32,
+    env: ['HUTCH_MAX_WARM_SESSIONS'],
+    flag: '--max-warm-sessions',
+    description:
+      'WARM sessions kept; past it the least recently used are saved to storage and closed (COLD).',
+  }),
+  maxSessionsPerNamespace: setting({
+    group: 'sessions',
+    schema: integer(1, 100_000),
+    default: 16,
+    env: ['HUTCH_MAX_SESSIONS_PER_NAMESPACE'],
+    flag: '--max-sessions-per-namespace',
+    description:
+      'Sessions one user and chat may have, whatever their state; creating another answers 409 `too_many_sessions`.',
+  }),
+
   // storage
   storage: derivedSetting({
     group: 'storage',
