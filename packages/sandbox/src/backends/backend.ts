@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream'
-import type { RunStatus } from '@hutch/protocol'
+import type { NetworkMode, RunStatus } from '@hutch/protocol'
 import type { CgroupStats } from '../cgroups/cgroups.ts'
 import type { Limits } from '../policy/limits.ts'
 import type { Policy } from '../policy/policy.ts'
@@ -103,8 +103,24 @@ export interface Slot extends AsyncDisposable {
   freeze?(): Promise<void>
   thaw?(): Promise<void>
   stats?(): Promise<CgroupStats>
+  /**
+   * Writes the inputs into the workdir as the sandbox's own user, for slots whose workdir the
+   * server cannot create files in (a fork server child's lives in the child's user namespace).
+   * When a slot has it, `workdir` is only read from.
+   */
+  putFiles?(files: readonly SlotFile[]): Promise<void>
+  /** A slot fixed to one network mode when it was prepared (a fork server child). */
+  readonly network?: NetworkMode
+  /** Whether the slot can still run (its fork server alive); absent means yes. */
+  healthy?(): boolean
   /** Kills anything left, removes the workdir and the cgroup. Idempotent. */
   release(): Promise<void>
+}
+
+/** One input file for {@link Slot.putFiles}: a validated relative path and its content. */
+export interface SlotFile {
+  path: string
+  content: Uint8Array | string | AsyncIterable<Uint8Array> | { hostPath: string }
 }
 
 /** An isolation mechanism that enforces a `Policy`. */
