@@ -8,8 +8,12 @@ import { runInNewContext } from 'node:vm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { AppError } from '../app-error.ts'
 import { namespaceOf, type Namespace } from '../namespace.ts'
+import { freshS3Bucket } from '../../../../test/support/ceph.ts'
 import { LocalStorage } from './local-storage.ts'
+import { S3Storage } from './s3-storage.ts'
 import type { Storage, StoredFile } from './storage.ts'
+
+const mebibyte = 1024 * 1024
 
 /** A storage under test and how to dispose of it. */
 interface StorageFixture {
@@ -17,8 +21,8 @@ interface StorageFixture {
   dispose(): Promise<void>
 }
 
-// The contract every Storage keeps. Nothing here may depend on one implementation: S3 joins the
-// list with a real S3 server.
+// The contract every Storage keeps. Nothing here may depend on one implementation: S3 runs it
+// against a real S3 server, a Ceph RADOS Gateway the tests start.
 const storages: { name: string; create: () => Promise<StorageFixture> }[] = [
   {
     name: 'LocalStorage',
@@ -30,13 +34,34 @@ const storages: { name: string; create: () => Promise<StorageFixture> }[] = [
       }
     },
   },
+  {
+    name: 'S3Storage (Ceph RADOS Gateway)',
+    create: async () => {
+      const { bucket, server, remove } = await freshS3Bucket()
+      const storage = new S3Storage({
+        bucket,
+        region: server.region,
+        endpoint: server.endpoint,
+        credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+        checksumMode: 'when_required',
+        keyPrefix: 'hutch/',
+        // The smallest S3 allows, so that the 20 MB test streams four parts.
+        partSizeBytes: 5 * mebibyte,
+      })
+      return {
+        storage,
+        async dispose() {
+          storage.close()
+          await remove()
+        },
+      }
+    },
+  },
 ]
 
 const alice = namespaceOf('alice', 'chat-1')
 const aliceOtherChat = namespaceOf('alice', 'chat-2')
 const bob = namespaceOf('bob', 'chat-1')
-
-const mebibyte = 1024 * 1024
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const chunks: Buffer[] = []

@@ -59,6 +59,15 @@ export interface StorageUsage {
 /** Whether the backing store answers; `reason` is for the operator, never for a tenant. */
 export type StorageCheckResult = { ok: true } | { ok: false; reason: string }
 
+/** A presigned download, from {@link Storage.downloadUrl}. */
+export interface DownloadUrl {
+  readonly file: StoredFile
+  /** Downloads the file as an attachment, without hutch in the way, until it expires. */
+  readonly url: string
+  /** When the URL stops working, ISO 8601 in UTC. */
+  readonly expiresAt: string
+}
+
 /** Files {@link Storage.list} returns when no `limit` is given. */
 export const defaultListLimit = 1000
 
@@ -107,4 +116,13 @@ export interface Storage {
   usage(namespace: Namespace): Promise<StorageUsage>
   /** Whether the backing store answers (for `/ready`). Never throws. */
   check(): Promise<StorageCheckResult>
+  /**
+   * A URL, valid for about `expiresInMs`, that downloads the file straight from the backing
+   * store; undefined when there is no such file. Only stores that can sign such URLs (S3) have it.
+   */
+  downloadUrl?(
+    namespace: Namespace,
+    path: string,
+    expiresInMs: number,
+  ): Promise<DownloadUrl | undefined>
 }
