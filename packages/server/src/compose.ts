@@ -17,6 +17,7 @@ import { Metrics } from './metrics/metrics.ts'
 import type { Namespace } from './namespace.ts'
 import { WarmPool } from './pool/warm-pool.ts'
 import { LocalStorage } from './storage/local-storage.ts'
+import { S3Storage } from './storage/s3-storage.ts'
 
 /** A composed server: the app to listen with, and how to stop everything it started. */
 export interface HutchServer {
@@ -48,10 +49,15 @@ export async function composeServer(
   options: ComposeOptions,
 ): Promise<HutchServer> {
   const logger = options.logger
-  const database = await createDatabase({ url: config.databaseUrl })
+  const database = await createDatabase({
+    url: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  })
   await database.migrate()
   const repository = new ExecutionRepository(database)
-  const storage = new LocalStorage(path.join(config.dataDir, 'files'))
+  const storage = createStorage(config)
 
   const backend = await BubblewrapBackend.create({
     logger,
@@ -201,8 +207,28 @@ export async function composeServer(
       await pool?.close()
       await sandbox.close()
       await database.close()
+      if (storage instanceof S3Storage) storage.close()
     },
   }
+}
+
+/** S3 when a bucket is configured, else a directory under `dataDir`. */
+function createStorage(config: HutchConfig): LocalStorage | S3Storage {
+  if (config.s3Bucket === undefined) return new LocalStorage(path.join(config.dataDir, 'files'))
+  const { s3AccessKeyId: accessKeyId, s3SecretAccessKey: secretAccessKey } = config
+  return new S3Storage({
+    bucket: config.s3Bucket,
+    region: config.s3Region,
+    ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+    forcePathStyle: config.s3ForcePathStyle,
+    ...(accessKeyId === undefined || secretAccessKey === undefined
+      ? {}
+      : { credentials: { accessKeyId, secretAccessKey } }),
+    checksumMode: config.s3ChecksumMode,
+    keyPrefix: config.s3KeyPrefix,
+    connectTimeoutMs: Math.min(3_000, config.s3TimeoutMs),
+    requestTimeoutMs: config.s3TimeoutMs,
+  })
 }
 
 /** Ready while the pool has, or is making, a sandbox (or is meant to keep none). */

@@ -498,7 +498,10 @@ export const settings = {
   s3ForcePathStyle: setting({
     group: 'storage',
     schema: z.boolean(),
-    default: false,
+    default: derivedDefault(
+      '`true` when `s3Endpoint` is set',
+      (values) => values['s3Endpoint'] !== undefined,
+    ),
     env: ['S3_FORCE_PATH_STYLE'],
     flag: '--s3-force-path-style',
     description:
@@ -512,6 +515,39 @@ export const settings = {
     flag: '--s3-checksum-mode',
     description:
       'When the S3 client adds request checksums; `when_required` for S3-compatible servers that reject the checksums AWS SDKs send by default.',
+  }),
+  s3KeyPrefix: setting({
+    group: 'storage',
+    schema: z
+      .string()
+      .max(256)
+      .regex(/^(?:[A-Za-z0-9._-]+\/)*$/, 'must be empty or path components each ending in a slash')
+      .refine((prefix) => !prefix.split('/').some((part) => part === '.' || part === '..'), {
+        message: 'must not hold a . or .. component',
+      }),
+    default: '',
+    env: ['S3_KEY_PREFIX'],
+    flag: '--s3-key-prefix',
+    description:
+      'Prefix of every object key (`hutch/`), so that several deployments can share a bucket; keys are `<prefix><userId>/<chatId>/<path>`.',
+  }),
+  s3TimeoutMs: setting({
+    group: 'storage',
+    schema: integer(100, 10 * minuteMs),
+    default: 30 * secondMs,
+    env: ['S3_TIMEOUT_MS'],
+    flag: '--s3-timeout-ms',
+    description:
+      'How long one S3 request may wait for an answer (connecting: at most 3 s) before storage counts as unavailable.',
+  }),
+  s3PresignExpiresMs: setting({
+    group: 'storage',
+    schema: integer(1 * secondMs, 7 * dayMs),
+    default: 15 * minuteMs,
+    env: ['S3_PRESIGN_EXPIRES_MS'],
+    flag: '--s3-presign-expires-ms',
+    description:
+      'How long a presigned download URL (`GET /v1/files/{path}?presign=1`) works; S3 allows at most 7 days.',
   }),
 
   // database
@@ -538,6 +574,32 @@ export const settings = {
     secret: true,
     redact: redactUrlPassword,
     normalize: normalizeDatabaseUrl,
+  }),
+  databasePoolSize: setting({
+    group: 'database',
+    schema: integer(1, 1000),
+    default: 10,
+    env: ['DATABASE_POOL_SIZE'],
+    flag: '--database-pool-size',
+    description: 'PostgreSQL: connections open at most at once.',
+  }),
+  databaseConnectTimeoutMs: setting({
+    group: 'database',
+    schema: integer(100, 10 * minuteMs),
+    default: 5 * secondMs,
+    env: ['DATABASE_CONNECT_TIMEOUT_MS'],
+    flag: '--database-connect-timeout-ms',
+    description:
+      'PostgreSQL: how long opening a connection, or waiting for a free one, may take before the database counts as unavailable (503).',
+  }),
+  databaseStatementTimeoutMs: setting({
+    group: 'database',
+    schema: integer(100, hourMs),
+    default: 30 * secondMs,
+    env: ['DATABASE_STATEMENT_TIMEOUT_MS'],
+    flag: '--database-statement-timeout-ms',
+    description:
+      'PostgreSQL: how long the server lets one statement run, lock waits included, before the database counts as unavailable (503).',
   }),
 
   // sandbox

@@ -37,7 +37,8 @@ const storages: { name: string; create: () => Promise<StorageFixture> }[] = [
   {
     name: 'S3Storage (Ceph RADOS Gateway)',
     create: async () => {
-      const { bucket, server, remove } = await freshS3Bucket()
+      const fresh = await freshS3Bucket()
+      const { bucket, server } = fresh
       const storage = new S3Storage({
         bucket,
         region: server.region,
@@ -52,7 +53,7 @@ const storages: { name: string; create: () => Promise<StorageFixture> }[] = [
         storage,
         async dispose() {
           storage.close()
-          await remove()
+          await fresh.remove()
         },
       }
     },
