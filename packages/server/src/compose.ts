@@ -228,6 +228,7 @@ function createStorage(config: HutchConfig): LocalStorage | S3Storage {
     keyPrefix: config.s3KeyPrefix,
     connectTimeoutMs: Math.min(3_000, config.s3TimeoutMs),
     requestTimeoutMs: config.s3TimeoutMs,
+    presignExpiresMs: config.s3PresignExpiresMs,
   })
 }
 

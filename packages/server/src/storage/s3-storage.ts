@@ -63,6 +63,8 @@ export interface S3StorageOptions {
   connectTimeoutMs?: number
   /** Time a request may go without an answer before it fails. */
   requestTimeoutMs?: number
+  /** How long a URL of {@link S3Storage.downloadUrl} works; at most 7 days. */
+  presignExpiresMs?: number
 }
 
 const mebibyte = 1024 * 1024
@@ -74,6 +76,8 @@ const maxKeyBytes = 1024
 /** HEAD requests in flight while listing: `list` needs each file's metadata. */
 const listConcurrency = 16
 const listPageKeys = 1000
+/** SigV4 presigned URLs work for at most 7 days. */
+const maxPresignSeconds = 7 * 24 * 3600
 // Outside every namespace: namespace ids never start with a dot.
 const stagingDirectory = '.staging/'
 const sha256Metadata = 'sha256'
@@ -102,6 +106,7 @@ export class S3Storage implements Storage {
   readonly keyPrefix: string
   readonly #client: S3Client
   readonly #partSizeBytes: number
+  readonly #presignExpiresSeconds: number
 
   constructor(options: S3StorageOptions) {
     const {
@@ -115,6 +120,7 @@ export class S3Storage implements Storage {
       partSizeBytes = defaultPartSizeBytes,
       connectTimeoutMs = 3_000,
       requestTimeoutMs = 30_000,
+      presignExpiresMs = 15 * 60_000,
     } = options
     if (!Number.isSafeInteger(partSizeBytes) || partSizeBytes < minPartSizeBytes) {
       throw new Error(`partSizeBytes must be an integer of at least ${minPartSizeBytes}`)
@@ -125,6 +131,10 @@ export class S3Storage implements Storage {
     this.bucket = bucket
     this.keyPrefix = keyPrefix
     this.#partSizeBytes = partSizeBytes
+    this.#presignExpiresSeconds = Math.max(
+      1,
+      Math.min(maxPresignSeconds, Math.floor(presignExpiresMs / 1000)),
+    )
     const checksums = checksumMode === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED'
     this.#client = new S3Client({
       region,
@@ -280,24 +290,20 @@ export class S3Storage implements Storage {
    * A presigned URL that downloads the file, as an attachment, without hutch in the way, until
    * it expires; undefined when there is no such file.
    */
-  async downloadUrl(
-    namespace: Namespace,
-    path: string,
-    expiresInMs: number,
-  ): Promise<DownloadUrl | undefined> {
+  async downloadUrl(namespace: Namespace, path: string): Promise<DownloadUrl | undefined> {
     const filePath = storagePath(path)
     const key = this.#objectKey(namespaceIds(namespace), filePath)
     const file = await this.#head(key, filePath)
     if (file === undefined) return undefined
-    const expiresInSeconds = Math.max(1, Math.min(7 * 24 * 3600, Math.floor(expiresInMs / 1000)))
+    const expiresIn = this.#presignExpiresSeconds
     const command = new GetObjectCommand({
       Bucket: this.bucket,
       Key: key,
       ResponseContentDisposition: attachmentDisposition(filePath),
       ResponseContentType: file.mediaType,
     })
-    const url = await getSignedUrl(this.#client, command, { expiresIn: expiresInSeconds })
-    return { file, url, expiresAt: new Date(Date.now() + expiresInSeconds * 1000).toISOString() }
+    const url = await getSignedUrl(this.#client, command, { expiresIn })
+    return { file, url, expiresAt: new Date(Date.now() + expiresIn * 1000).toISOString() }
   }
 
   /** Closes the client's connections. */
@@ -500,6 +506,10 @@ class BodyReader {
     this.#chunks = bodyChunks(body)[Symbol.asyncIterator]()
     this.#config = config
     this.#partSizeBytes = partSizeBytes
+    this.#presignExpiresSeconds = Math.max(
+      1,
+      Math.min(maxPresignSeconds, Math.floor(presignExpiresMs / 1000)),
+    )
   }
 
   /**

@@ -117,12 +117,8 @@ export interface Storage {
   /** Whether the backing store answers (for `/ready`). Never throws. */
   check(): Promise<StorageCheckResult>
   /**
-   * A URL, valid for about `expiresInMs`, that downloads the file straight from the backing
-   * store; undefined when there is no such file. Only stores that can sign such URLs (S3) have it.
+   * A URL that downloads the file straight from the backing store until it expires; undefined
+   * when there is no such file. Only stores that can sign such URLs (S3) have it.
    */
-  downloadUrl?(
-    namespace: Namespace,
-    path: string,
-    expiresInMs: number,
-  ): Promise<DownloadUrl | undefined>
+  downloadUrl?(namespace: Namespace, path: string): Promise<DownloadUrl | undefined>
 }

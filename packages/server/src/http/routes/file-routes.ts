@@ -80,12 +80,32 @@ export function fileRoutes(services: AppServices, options: HttpOptions) {
 
     app.get(
       '/v1/files/*',
-      { schema: { summary: 'Download a file', tags: ['files'], params: pathParams } },
+      {
+        schema: {
+          summary: 'Download a file, or with `presign=1` a presigned URL that downloads it',
+          description:
+            'With `?presign=1` the answer is JSON `{path, size, mediaType, sha256, modifiedAt, url, expiresAt}`, `url` downloading the file straight from S3 (as an attachment) until `expiresAt`: only with S3 storage, else 400.',
+          tags: ['files'],
+          params: pathParams,
+          querystring: z.object({ presign: z.enum(['0', '1', 'true', 'false']).optional() }),
+        },
+      },
       async (request, reply) => {
-        const found = await services.storage.get(
-          services.auth.namespace(request),
-          request.params['*'],
-        )
+        const namespace = services.auth.namespace(request)
+        if (request.query.presign === '1' || request.query.presign === 'true') {
+          if (services.storage.downloadUrl === undefined) {
+            throw new AppError(
+              'invalid_request',
+              'presigned URLs need S3 storage; download the file without presign',
+            )
+          }
+          const presigned = await services.storage.downloadUrl(namespace, request.params['*'])
+          if (presigned === undefined) {
+            throw new AppError('not_found', `no file ${request.params['*']}`)
+          }
+          return { ...describe(presigned.file), url: presigned.url, expiresAt: presigned.expiresAt }
+        }
+        const found = await services.storage.get(namespace, request.params['*'])
         if (found === undefined) throw new AppError('not_found', `no file ${request.params['*']}`)
         return sendAttachment(reply, found.file, found.body)
       },
