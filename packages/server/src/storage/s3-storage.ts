@@ -506,10 +506,6 @@ class BodyReader {
     this.#chunks = bodyChunks(body)[Symbol.asyncIterator]()
     this.#config = config
     this.#partSizeBytes = partSizeBytes
-    this.#presignExpiresSeconds = Math.max(
-      1,
-      Math.min(maxPresignSeconds, Math.floor(presignExpiresMs / 1000)),
-    )
   }
 
   /**
