@@ -47,9 +47,12 @@ const region = 'default'
 // One cluster per test file's worker, started at the first fresh bucket.
 let testCeph: Promise<CephS3> | undefined
 
-afterAll(async () => {
-  await closeTestCeph()
-})
+// Outside vitest (a benchmark) the caller removes what it started.
+if (process.env.VITEST !== undefined) {
+  afterAll(async () => {
+    await closeTestCeph()
+  })
+}
 
 /**
  * A new, empty bucket on this worker's Ceph RADOS Gateway, which is started once (about 3 s) and
