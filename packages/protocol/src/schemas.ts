@@ -59,3 +59,42 @@ export const listExecutionsQuerySchema = z
 export const poolCountSchema = z
   .object({ count: z.number().int().min(0).max(1000).optional() })
   .strict()
+
+/** `POST /v1/sessions` (DESIGN section 5). */
+export const createSessionSchema = z
+  .object({
+    language: z.string().min(1).max(32).describe('python, bash or javascript, or an alias'),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Default wall-time limit of each cell, milliseconds'),
+    warmAfterMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Idle time before the session is frozen (WARM), milliseconds'),
+    coldAfterMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Idle time before the session is saved and closed (COLD), milliseconds'),
+    limits: requestLimitsSchema.optional(),
+  })
+  .strict()
+export type CreateSessionBody = z.infer<typeof createSessionSchema>
+
+/** `POST /v1/sessions/:id/execute`. */
+export const sessionCellSchema = z
+  .object({
+    code: z.string().describe('The cell'),
+    timeoutMs: z.number().int().positive().optional().describe('Wall-time limit, milliseconds'),
+  })
+  .strict()
+export type SessionCellBody = z.infer<typeof sessionCellSchema>
+
+/** Query of `GET /v1/sessions`. */
+export const listSessionsQuerySchema = listExecutionsQuerySchema
