@@ -23,6 +23,12 @@ import { defaultCacheDir } from './seccomp/seccomp.ts'
 import type { Runtime } from './runtimes/runtime.ts'
 import { SandboxError } from './sandbox-error.ts'
 import { pythonModuleRequirements } from './host/requirements.ts'
+import type { Kernel, KernelOptions, KernelLanguage } from './kernels/kernel.ts'
+import type { KernelDriver } from './kernels/kernel-drivers.ts'
+import { loadKernelDrivers } from './kernels/kernel-drivers.ts'
+import { openKernel } from './kernels/open-kernel.ts'
+import type { KernelTimings } from './kernels/sandbox-kernel.ts'
+import { defaultKernelTimings } from './kernels/sandbox-kernel.ts'
 
 /** A file put in the workdir before the run: given inline, or copied from a host path. */
 export type InputFile =
@@ -100,6 +106,8 @@ export interface SandboxOptions {
   maxLimits?: Partial<Limits>
   /** Network of a run that names none; default `none`. */
   defaultNetwork?: NetworkMode
+  /** How long kernels wait between the steps of an interrupt, and for their interpreter. */
+  kernelTimings?: Partial<KernelTimings>
   /** Caps on the files copied out of one run. */
   outputCaps?: Partial<OutputCaps>
   logger?: Logger
@@ -141,6 +149,8 @@ export class Sandbox {
   readonly #outputCaps: OutputCaps
   readonly #logger: Logger
   readonly #releasing = new Set<Promise<void>>()
+  readonly #kernelTimings: KernelTimings
+  #kernelDrivers: Promise<Record<KernelLanguage, KernelDriver>> | undefined
 
   private constructor(backend: Backend, options: SandboxOptions) {
     this.#backend = backend
@@ -152,6 +162,7 @@ export class Sandbox {
     this.#defaultNetwork = options.defaultNetwork ?? 'none'
     this.#outputCaps = Object.freeze({ ...defaultOutputCaps, ...options.outputCaps })
     this.#logger = options.logger ?? silentLogger
+    this.#kernelTimings = Object.freeze({ ...defaultKernelTimings, ...options.kernelTimings })
   }
 
   /** Sets up the backend (bubblewrap by default), refusing a host that cannot enforce it. */
@@ -201,6 +212,33 @@ export class Sandbox {
   /** Validates a run as `run` would, without running it: a `SandboxError` for bad input. */
   check(options: RunOptions): void {
     this.#validate(options)
+  }
+
+  /**
+   * Opens a stateful kernel (python, bash, javascript) in a sandbox of its own, validated and
+   * limited as a run is. Close it when done: it holds its sandbox until then.
+   */
+  async openKernel(options: KernelOptions): Promise<Kernel> {
+    const request = this.#validate({
+      language: options.language,
+      code: '',
+      ...(options.files === undefined ? {} : { files: options.files }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
+      ...(options.network === undefined ? {} : { network: options.network }),
+    })
+    this.#kernelDrivers ??= loadKernelDrivers()
+    const drivers = this.#kernelDrivers
+    return openKernel(
+      {
+        backend: this.#backend,
+        drivers: () => drivers,
+        outputCaps: this.#outputCaps,
+        timings: this.#kernelTimings,
+        logger: this.#logger,
+      },
+      { ...request, restoreState: options.restoreState },
+    )
   }
 
   async run(options: RunOptions): Promise<RunResult> {
