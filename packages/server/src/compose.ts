@@ -16,6 +16,9 @@ import { RateLimiter } from './http/rate-limiter.ts'
 import { Metrics } from './metrics/metrics.ts'
 import type { Namespace } from './namespace.ts'
 import { WarmPool } from './pool/warm-pool.ts'
+import { SessionRepository } from './sessions/session-repository.ts'
+import { SessionService } from './sessions/session-service.ts'
+import { SessionStateStore } from './sessions/session-state-store.ts'
 import { LocalStorage } from './storage/local-storage.ts'
 import { S3Storage } from './storage/s3-storage.ts'
 
@@ -27,7 +30,13 @@ export interface HutchServer {
   /** Refuse new work, let running executions finish within the grace time (then stop them), close everything. */
   shutdown(): Promise<void>
   /** What the start-up reconciliation found and cleaned. */
-  reconciled: { executionsFailed: number; workdirs: number; cgroups: number }
+  reconciled: {
+    executionsFailed: number
+    /** Sessions an earlier process held HOT or WARM, now COLD (their last save remains). */
+    sessionsCold: number
+    workdirs: number
+    cgroups: number
+  }
 }
 
 /** Options of `composeServer` beyond the config. */
@@ -58,6 +67,9 @@ export async function composeServer(
   await database.migrate()
   const repository = new ExecutionRepository(database)
   const storage = createStorage(config)
+  // Saved session state lives apart from the tenants' files, where /v1/files never reaches.
+  const sessionStorage = createStorage(config, 'session-state')
+  const sessionRepository = new SessionRepository(database)
 
   const backend = await BubblewrapBackend.create({
     logger,
@@ -69,9 +81,13 @@ export async function composeServer(
   const executionsFailed = await repository.failUnfinished(
     'the server stopped before this execution finished',
   )
+  const sessionsCold = await sessionRepository.coldAllLive('server restarted')
   const orphans = await backend.removeOrphans()
-  if (executionsFailed > 0 || orphans.workdirs > 0 || orphans.cgroups > 0) {
-    logger.warn({ executionsFailed, ...orphans }, 'reconciled what an earlier server left behind')
+  if (executionsFailed > 0 || sessionsCold > 0 || orphans.workdirs > 0 || orphans.cgroups > 0) {
+    logger.warn(
+      { executionsFailed, sessionsCold, ...orphans },
+      'reconciled what an earlier server left behind',
+    )
   }
 
   const sandbox = await Sandbox.create({
@@ -149,9 +165,32 @@ export async function composeServer(
     },
   })
 
+  const sessions = new SessionService({
+    openKernel: (kernelOptions) => sandbox.openKernel(kernelOptions),
+    repository: sessionRepository,
+    states: new SessionStateStore(sessionStorage, {
+      maxStateBytes: config.maxOutputTotalBytes,
+      maxFileBytes: config.maxOutputFileBytes,
+    }),
+    storage,
+    logger,
+    options: {
+      defaultWarmAfterMs: config.sessionWarmAfterMs,
+      maxWarmAfterMs: config.sessionMaxWarmAfterMs,
+      defaultColdAfterMs: config.sessionColdAfterMs,
+      maxColdAfterMs: config.sessionMaxColdAfterMs,
+      maxHotSessions: config.maxHotSessions,
+      maxWarmSessions: config.maxWarmSessions,
+      maxSessionsPerNamespace: config.maxSessionsPerNamespace,
+      maxOutputFileBytes: config.maxOutputFileBytes,
+      fileUrl,
+    },
+  })
+
   let shuttingDown = false
   const services: AppServices = {
     executions,
+    sessions,
     storage,
     pool,
     queue,
@@ -185,13 +224,15 @@ export async function composeServer(
 
   return {
     app,
-    reconciled: { executionsFailed, ...orphans },
+    reconciled: { executionsFailed, sessionsCold, ...orphans },
     start: () => pool?.start(),
     async shutdown() {
       if (shuttingDown) return
       shuttingDown = true
       queue.close()
       const graceEnds = Date.now() + config.shutdownGraceMs
+      // Every live session is saved to COLD, so the next process restores it.
+      const sessionsSaved = sessions.close('the server shut down', config.shutdownGraceMs)
       while (queue.active > 0 && Date.now() < graceEnds) {
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
@@ -203,18 +244,27 @@ export async function composeServer(
         executions.stopAll('the server shut down')
         while (queue.active > 0) await new Promise((resolve) => setTimeout(resolve, 50))
       }
+      await sessionsSaved
       await app.close()
       await pool?.close()
       await sandbox.close()
       await database.close()
       if (storage instanceof S3Storage) storage.close()
+      if (sessionStorage instanceof S3Storage) sessionStorage.close()
     },
   }
 }
 
-/** S3 when a bucket is configured, else a directory under `dataDir`. */
-function createStorage(config: HutchConfig): LocalStorage | S3Storage {
-  if (config.s3Bucket === undefined) return new LocalStorage(path.join(config.dataDir, 'files'))
+/**
+ * S3 when a bucket is configured, else a directory under `dataDir`; one per area. An area other
+ * than the tenants' `files` sits beside them: its own directory, or its own key prefix starting
+ * with `.`, which no user id can (so no tenant key falls in it).
+ */
+function createStorage(
+  config: HutchConfig,
+  area: 'files' | 'session-state' = 'files',
+): LocalStorage | S3Storage {
+  if (config.s3Bucket === undefined) return new LocalStorage(path.join(config.dataDir, area))
   const { s3AccessKeyId: accessKeyId, s3SecretAccessKey: secretAccessKey } = config
   return new S3Storage({
     bucket: config.s3Bucket,
@@ -225,7 +275,7 @@ function createStorage(config: HutchConfig): LocalStorage | S3Storage {
       ? {}
       : { credentials: { accessKeyId, secretAccessKey } }),
     checksumMode: config.s3ChecksumMode,
-    keyPrefix: config.s3KeyPrefix,
+    keyPrefix: area === 'files' ? config.s3KeyPrefix : `${config.s3KeyPrefix}.${area}/`,
     connectTimeoutMs: Math.min(3_000, config.s3TimeoutMs),
     requestTimeoutMs: config.s3TimeoutMs,
     presignExpiresMs: config.s3PresignExpiresMs,

@@ -14,6 +14,7 @@ import type { Slot } from '@hutch/sandbox'
 import { AppError } from '../app-error.ts'
 import type { ExecutionService } from '../executions/execution-service.ts'
 import type { RunQueue } from '../executions/run-queue.ts'
+import type { SessionService } from '../sessions/session-service.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { WarmPool } from '../pool/warm-pool.ts'
 import type { Storage } from '../storage/storage.ts'
@@ -25,10 +26,12 @@ import { executionRoutes } from './routes/execution-routes.ts'
 import { fileRoutes } from './routes/file-routes.ts'
 import { healthRoutes } from './routes/health-routes.ts'
 import { poolRoutes } from './routes/pool-routes.ts'
+import { sessionRoutes } from './routes/session-routes.ts'
 
 /** Everything the HTTP layer calls. Routes validate, call a service, return data. */
 export interface AppServices {
   executions: ExecutionService
+  sessions: SessionService
   storage: Storage
   pool: WarmPool<Slot> | undefined
   queue: RunQueue
@@ -166,6 +169,7 @@ export async function buildApp(
 
   await app.register(healthRoutes(services))
   await app.register(executionRoutes(services))
+  await app.register(sessionRoutes(services))
   await app.register(fileRoutes(services, options))
   await app.register(poolRoutes(services))
   await app.register(compatRoutes(services, options))

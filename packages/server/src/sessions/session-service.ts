@@ -284,6 +284,8 @@ export class SessionService {
       live.cells -= 1
       live.lastActiveMs = Date.now()
       this.#schedule(live)
+      // A session the caps passed over while it ran a cell can go now.
+      this.#enforceCaps()
     }
   }
 
@@ -521,6 +523,7 @@ export class SessionService {
    * recently used first. One pass at a time; a call during a pass runs another after it.
    */
   #enforceCaps(): void {
+    if (!this.#overCaps()) return
     if (this.#enforcing !== undefined) {
       this.#enforceAgain = true
       return
@@ -537,6 +540,11 @@ export class SessionService {
       .finally(() => {
         this.#enforcing = undefined
       })
+  }
+
+  #overCaps(): boolean {
+    const { hot, warm } = this.stats()
+    return hot > this.#options.maxHotSessions || warm > this.#options.maxWarmSessions
   }
 
   async #enforceOnce(): Promise<void> {
