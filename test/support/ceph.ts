@@ -28,6 +28,10 @@ export interface CephS3 extends S3Endpoint {
   stopGateway(): Promise<void>
   /** Starts the gateway again on the same port and waits until it answers. */
   startGateway(): Promise<void>
+  /** Freezes the gateway (SIGSTOP): connections open, nothing answers; a slow store. */
+  pauseGateway(): void
+  /** Thaws a paused gateway (SIGCONT). */
+  resumeGateway(): void
   /** Stops every daemon and deletes the directory. */
   remove(): Promise<void>
 }
@@ -154,7 +158,14 @@ export async function startCephS3(): Promise<CephS3> {
       gateway = daemon('radosgw', ['-n', 'client.rgw'])
       await waitForGateway(server.endpoint, gateway, directory)
     },
+    pauseGateway() {
+      gateway?.kill('SIGSTOP')
+    },
+    resumeGateway() {
+      gateway?.kill('SIGCONT')
+    },
     async remove() {
+      gateway?.kill('SIGCONT')
       await Promise.all([...daemons].map(stopProcess))
       process.off('exit', killAtExit)
       await rm(directory, { recursive: true, force: true })

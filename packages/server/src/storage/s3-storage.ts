@@ -148,6 +148,8 @@ export class S3Storage implements Storage {
       requestHandler: {
         connectionTimeout: connectTimeoutMs,
         requestTimeout: requestTimeoutMs,
+        // Without it a request past its timeout is only logged, and waits on for ever.
+        throwOnRequestTimeout: true,
       },
     })
   }
