@@ -27,6 +27,8 @@ import type { Kernel, KernelOptions, KernelLanguage } from './kernels/kernel.ts'
 import type { KernelDriver } from './kernels/kernel-drivers.ts'
 import { loadKernelDrivers } from './kernels/kernel-drivers.ts'
 import { openKernel } from './kernels/open-kernel.ts'
+import type { NotebookCell } from './notebooks/run-notebook.ts'
+import { notebookPath, runNotebook } from './notebooks/run-notebook.ts'
 import type { KernelTimings } from './kernels/sandbox-kernel.ts'
 import { defaultKernelTimings } from './kernels/sandbox-kernel.ts'
 
@@ -93,6 +95,8 @@ export interface RunResult {
   timings: { queueMs: number; syncInMs: number; runMs: number; syncOutMs: number }
   /** Why hutch stopped the run, when it did. */
   reason?: string
+  /** A notebook's code cells and what each produced (see `runNotebook`). */
+  cells?: NotebookCell[]
 }
 
 /** How a `Sandbox` is set up. */
@@ -242,6 +246,15 @@ export class Sandbox {
   }
 
   async run(options: RunOptions): Promise<RunResult> {
+    const notebook = notebookPath(options)
+    if (notebook !== undefined) {
+      return runNotebook(
+        (run) => this.run(run),
+        (limits) => this.resolveLimits(limits),
+        options,
+        notebook,
+      )
+    }
     const queuedAt = performance.now()
     let slot = options.slot
     try {

@@ -44,7 +44,7 @@ export const commandRequirements: readonly CommandRequirement[] = [
 
 /**
  * The default Python environment: what boxbox's image offers, wherever Debian packages it, plus
- * what hutch itself runs in Python (libseccomp's binding, IPython, nbclient, dill).
+ * what hutch itself runs in Python (libseccomp's binding, IPython, nbclient and ipykernel, dill).
  */
 export const pythonModuleRequirements: readonly PythonModuleRequirement[] = [
   { module: 'seccomp', debianPackage: 'python3-seccomp' },
@@ -69,5 +69,7 @@ export const pythonModuleRequirements: readonly PythonModuleRequirement[] = [
   { module: 'pydub', debianPackage: 'python3-pydub' },
   { module: 'IPython', debianPackage: 'python3-ipython' },
   { module: 'nbclient', debianPackage: 'python3-nbclient' },
+  // nbclient runs notebooks on a Jupyter kernel: ipykernel's.
+  { module: 'ipykernel', debianPackage: 'python3-ipykernel' },
   { module: 'dill', debianPackage: 'python3-dill' },
 ]
