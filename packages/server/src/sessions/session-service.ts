@@ -117,6 +117,8 @@ interface Live {
   /** Date.now() when the last cell ended, or the session came to this process. */
   lastActiveMs: number
   timer: NodeJS.Timeout | undefined
+  /** The record of the last cell being written. */
+  persisting: Promise<void>
   /** What a COLD restore brought back, reported by the cell that caused it. */
   restored: { names: string[]; lost: LostName[] } | undefined
 }
@@ -207,6 +209,7 @@ export class SessionService {
 
   /** A session of this namespace. */
   async get(namespace: Namespace, id: string): Promise<SessionView> {
+    await this.#live.get(id)?.persisting
     return viewOf(await this.#record(namespace, id))
   }
 
@@ -259,16 +262,24 @@ export class SessionService {
         )
         const runMs = performance.now() - arrived - queueMs - syncInMs
         if (cell.restarted !== undefined) {
-          live.record = await this.#repository.transition(
-            id,
+          await this.#move(
+            live,
             'hot',
             `the interpreter died (${cell.restarted.reason}) and was started again; its state is lost`,
             { executionCount: 0 },
           )
         }
         const executionCount = live.record.executionCount + 1
-        const lastActiveAt = await this.#repository.touch(id, executionCount)
-        live.record = { ...live.record, executionCount, lastActiveAt }
+        live.record = { ...live.record, executionCount, lastActiveAt: new Date().toISOString() }
+        // Recorded behind the answer, in order; every transition waits for it first.
+        live.persisting = live.persisting
+          .then(() => this.#repository.touch(id, executionCount))
+          .then(
+            () => undefined,
+            (error: unknown) => {
+              this.#logger.warn({ err: error, sessionId: id }, 'could not record a cell')
+            },
+          )
         const restored = live.restored ?? null
         live.restored = undefined
         return this.#responseOf(namespace, cell, {
@@ -311,7 +322,7 @@ export class SessionService {
         const reason = 'restarted by the client'
         if (live.kernel === undefined) {
           const saved = live.record.savedState
-          live.record = await this.#repository.transition(id, live.record.state, reason, {
+          await this.#move(live, live.record.state, reason, {
             executionCount: 0,
             lostNames: [],
             ...(saved === null ? {} : { savedState: { ...saved, stateKey: null } }),
@@ -322,7 +333,7 @@ export class SessionService {
             if (kernel.state === 'frozen') await kernel.thaw()
             await kernel.restart()
           })
-          live.record = await this.#repository.transition(id, 'hot', reason, {
+          await this.#move(live, 'hot', reason, {
             executionCount: 0,
           })
         }
@@ -346,7 +357,7 @@ export class SessionService {
       this.#cancelTimer(live)
       await live.kernel?.close()
       live.kernel = undefined
-      live.record = await this.#repository.transition(id, 'deleted', 'deleted by the client')
+      await this.#move(live, 'deleted', 'deleted by the client')
       this.#live.delete(id)
       await this.#states.remove(namespace, `${id}/`).catch((error: unknown) => {
         this.#logger.warn({ err: error, sessionId: id }, 'could not remove saved session state')
@@ -396,7 +407,7 @@ export class SessionService {
     if (kernel !== undefined && live.record.state === 'hot') return kernel
     if (kernel !== undefined) {
       await translate(() => kernel.thaw())
-      live.record = await this.#repository.transition(live.id, 'hot', 'a cell arrived')
+      await this.#move(live, 'hot', 'a cell arrived')
       this.#enforceCaps()
       return kernel
     }
@@ -426,7 +437,7 @@ export class SessionService {
       }),
     )
     try {
-      live.record = await this.#repository.transition(live.id, 'hot', 'a cell arrived')
+      await this.#move(live, 'hot', 'a cell arrived')
     } catch (error) {
       await kernel.close()
       throw error
@@ -446,7 +457,7 @@ export class SessionService {
       if (kernel === undefined || live.record.state !== 'hot' || live.cells > 0) return
       try {
         await kernel.freeze()
-        live.record = await this.#repository.transition(live.id, 'warm', reason)
+        await this.#move(live, 'warm', reason)
       } catch (error) {
         this.#logger.warn({ err: error, sessionId: live.id }, 'could not freeze a session')
       }
@@ -470,8 +481,8 @@ export class SessionService {
         this.#logger.warn({ err: error, sessionId: live.id }, 'could not close a kernel')
       })
       live.kernel = undefined
-      live.record = await this.#repository.transition(
-        live.id,
+      await this.#move(
+        live,
         'cold',
         reason,
         saved === undefined
@@ -487,6 +498,17 @@ export class SessionService {
         })
       }
     })
+  }
+
+  /** Records a transition, after the cell records before it. */
+  async #move(
+    live: Live,
+    to: SessionState,
+    reason: string,
+    changes?: Parameters<SessionRepository['transition']>[3],
+  ): Promise<void> {
+    await live.persisting
+    live.record = await this.#repository.transition(live.id, to, reason, changes)
   }
 
   /** Sets the idle timer of a session: to WARM after `warmAfterMs`, to COLD after `coldAfterMs`. */
@@ -589,6 +611,7 @@ export class SessionService {
       cells: 0,
       lastActiveMs: Date.now(),
       timer: undefined,
+      persisting: Promise.resolve(),
       restored: undefined,
     }
     this.#live.set(record.id, live)
