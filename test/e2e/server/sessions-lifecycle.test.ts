@@ -1,9 +1,10 @@
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TestServer } from '../../support/server.ts'
-import { startTestServer } from '../../support/server.ts'
+import { startTestServer, testServerPlacement } from '../../support/server.ts'
 
 const alice = { 'x-user-id': 'alice', 'x-chat-id': 'lifecycle' }
 
@@ -224,6 +225,81 @@ describe('server restart', () => {
       expect((await get(second, id)).state).toBe('hot')
     } finally {
       await second.stop()
+    }
+  })
+})
+
+describe('server killed', () => {
+  it('leaves sessions COLD with their last save: what was never saved is reported lost', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-server-'))
+    fs.chmodSync(dataDir, 0o711)
+    const root = path.resolve(import.meta.dirname, '../../..')
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=hutch-source',
+        '--input-type=module',
+        '-e',
+        `import pino from 'pino'
+         import { loadConfig, startServer } from '@hutch/server'
+         const config = loadConfig({ env: { HUTCH_POOL_MIN_WARM: '0' }, argv: ['--port', '0', '--data-dir', ${JSON.stringify(dataDir)}], cwd: ${JSON.stringify(dataDir)} })
+         const server = await startServer(config, { logger: pino({ level: 'silent' }), ...${JSON.stringify(testServerPlacement(dataDir))} })
+         console.log(server.url)`,
+      ],
+      { cwd: path.join(root, 'packages/server'), stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))
+      child.once('exit', (code) => reject(new Error(`server exited with ${code}`)))
+    })
+    const doomed = {
+      url,
+      dataDir,
+      request: async (method: string, urlPath: string, options: { body?: unknown } = {}) => {
+        const response = await fetch(`${url}${urlPath}`, {
+          method,
+          headers: { ...alice, 'content-type': 'application/json' },
+          ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        })
+        const text = await response.text()
+        return {
+          status: response.status,
+          headers: response.headers,
+          json: JSON.parse(text) as unknown,
+          text,
+        }
+      },
+    } as unknown as TestServer
+
+    // Never saved: only in the killed server's memory.
+    const unsaved = await create(doomed, { language: 'python' })
+    await cell(doomed, unsaved.id, 'x = 5')
+    // Saved once (COLD), then changed again in memory.
+    const saved = await create(doomed, { language: 'python', warmAfterMs: 100, coldAfterMs: 300 })
+    await cell(doomed, saved.id, 'y = 7')
+    expect((await waitForState(doomed, saved.id, 'cold')).state).toBe('cold')
+    await cell(doomed, saved.id, 'z = 1')
+    child.kill('SIGKILL')
+    await new Promise((resolve) => child.once('exit', resolve))
+
+    const restarted = await startTestServer({ dataDir })
+    try {
+      expect(restarted.server.reconciled).toMatchObject({ sessionsCold: 2 })
+      for (const id of [unsaved.id, saved.id]) {
+        const session = await get(restarted, id)
+        expect(session.state).toBe('cold')
+        expect(session.transitions.at(-1)).toMatchObject({ to: 'cold', reason: 'server restarted' })
+      }
+      const fresh = await cell(restarted, unsaved.id, 'print("x" in globals())')
+      expect(fresh.stdout).toBe('False\n')
+      expect(fresh.restored?.lost).toEqual([
+        { name: '*', reason: expect.stringContaining('never saved') },
+      ])
+      const last = await cell(restarted, saved.id, 'print(y, "z" in globals())')
+      expect(last.stdout).toBe('7 False\n')
+      expect(last.restored?.names).toContain('y')
+    } finally {
+      await restarted.stop()
     }
   })
 })
