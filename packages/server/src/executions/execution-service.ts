@@ -1,7 +1,7 @@
 import type { MimeBundle, NetworkMode, OutputFile, RunError } from '@hutch/protocol'
 import { resolveLanguage } from '@hutch/protocol'
 import type { RequestLimits } from '@hutch/protocol/schemas'
-import type { InputFile, Logger, RunResult, Sandbox, Slot } from '@hutch/sandbox'
+import type { InputFile, Logger, NotebookCell, RunResult, Sandbox, Slot } from '@hutch/sandbox'
 import { fixedLimitsEqual, SandboxError } from '@hutch/sandbox'
 import { AppError } from '../app-error.ts'
 import type { Namespace } from '../namespace.ts'
@@ -52,6 +52,8 @@ export interface ExecuteResult {
   timings: { queueMs: number; syncInMs: number; runMs: number; syncOutMs: number } | null
   createdAt: string
   finishedAt: string | null
+  /** A notebook's code cells (a `.ipynb` path, or a notebook as code), as the run returned them. */
+  cells?: NotebookCell[]
 }
 
 /** Live output of one execution, for streaming. */
@@ -258,7 +260,11 @@ export class ExecutionService {
       timings: outcome.timings,
     })
     this.#observer?.executionFinished(outcome.language, outcome.status, performance.now() - started)
-    return { ...this.toResult(namespace, finished), results: outcome.results }
+    return {
+      ...this.toResult(namespace, finished),
+      results: outcome.results,
+      ...(outcome.cells === undefined ? {} : { cells: outcome.cells }),
+    }
   }
 
   /** Stops every running execution (they end `killed`, with `reason`); for shutdown. */
