@@ -139,6 +139,11 @@ export class SessionService {
   readonly #options: SessionServiceOptions
   readonly #logger: Logger
   readonly #live = new Map<string, Live>()
+  /**
+   * Saves and restores under way, two at most: each holds a session's whole interpreter state in
+   * this process's memory, so many sessions going COLD at once must not hold all of theirs.
+   */
+  readonly #stateMoves = new Limiter(2)
   #enforcing: Promise<void> | undefined
   #enforceAgain = false
   #closed = false
@@ -424,17 +429,20 @@ export class SessionService {
           ? [{ name: '*', reason: 'the session was never saved before its server stopped' }]
           : []
         : live.record.lostNames
-    const kernel = await translate(async () =>
-      this.#openKernel({
-        language: live.record.language,
-        limits: live.record.limits,
-        ...(saved === null ? {} : { files: this.#states.files(live.namespace, saved) }),
-        ...(saved === null
-          ? {}
-          : await this.#states
-              .state(live.namespace, saved)
-              .then((state) => (state === undefined ? {} : { restoreState: state }))),
-      }),
+    // A saved state is held whole in memory while it moves (up to the kernel's memory limit).
+    const kernel = await this.#stateMoves.run(() =>
+      translate(async () =>
+        this.#openKernel({
+          language: live.record.language,
+          limits: live.record.limits,
+          ...(saved === null ? {} : { files: this.#states.files(live.namespace, saved) }),
+          ...(saved === null
+            ? {}
+            : await this.#states
+                .state(live.namespace, saved)
+                .then((state) => (state === undefined ? {} : { restoreState: state }))),
+        }),
+      ),
     )
     try {
       await this.#move(live, 'hot', 'a cell arrived')
@@ -473,7 +481,7 @@ export class SessionService {
       const previous = live.record.savedState
       let saved: Awaited<ReturnType<SessionStateStore['save']>> | undefined
       try {
-        saved = await this.#states.save(live.namespace, live.id, kernel)
+        saved = await this.#stateMoves.run(() => this.#states.save(live.namespace, live.id, kernel))
       } catch (error) {
         this.#logger.error({ err: error, sessionId: live.id }, 'could not save a session')
       }
@@ -690,6 +698,33 @@ class SerialQueue {
     return result.finally(() => {
       this.#pending -= 1
     })
+  }
+}
+
+/** Runs at most `limit` tasks at once; the others wait their turn, in order. */
+class Limiter {
+  readonly #limit: number
+  readonly #waiting: (() => void)[] = []
+  #running = 0
+
+  constructor(limit: number) {
+    this.#limit = limit
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#limit) {
+      await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    } else {
+      this.#running += 1
+    }
+    try {
+      return await task()
+    } finally {
+      const next = this.#waiting.shift()
+      // The slot passes straight to the next task, so none can overtake it.
+      if (next === undefined) this.#running -= 1
+      else next()
+    }
   }
 }
 
