@@ -8,7 +8,8 @@ while __hutch_read; do
       __hutch_cell=$__hutch_id
       __hutch_count=$((__hutch_count + 1))
       trap '__hutch_interrupted=1; break 1000' INT
-      eval "$__hutch_payload" </dev/null
+      # The control pipes are closed while the cell runs: its commands cannot read or forge them.
+      eval "$__hutch_payload" </dev/null 60<&- 61>&-
       __hutch_finish $?
       ;;
     snapshot) __hutch_snapshot "$__hutch_id" ;;

@@ -273,7 +273,7 @@ export class SandboxKernel implements Kernel {
       started.control,
       started.events,
       {
-        maxLineBytes: 64 * 1024 * 1024,
+        maxLineBytes: maxDisplayBytesPerCell,
         maxPayloadBytes: this.#setup.limits.memoryBytes + 64 * 1024 * 1024,
         acceptsPayload: (fields) =>
           fields['type'] === 'snapshot' &&
