@@ -241,7 +241,7 @@ mon lease = 1
 osd heartbeat grace = 5
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:${gatewayPort}
+rgw frontends = beast endpoint=127.0.0.1:${gatewayPort} tcp_nodelay=1
 rgw dns name = localhost
 rgw thread pool size = 64
 `

@@ -54,9 +54,12 @@ const probeTimeoutMs = 1_000
 // One server per test file's worker, found (or started) at the first fresh database.
 let testServer: Promise<TestServer> | undefined
 
-afterAll(async () => {
-  await closeTestPostgres()
-})
+// Outside vitest (a benchmark) the caller removes what it started.
+if (process.env.VITEST !== undefined) {
+  afterAll(async () => {
+    await closeTestPostgres()
+  })
+}
 
 /**
  * A new, empty database (`hutch_test_<random>`) on the tests' PostgreSQL server: the one
