@@ -12,7 +12,7 @@ import { LocalStorage } from '../storage/local-storage.ts'
 import { SessionRepository } from './session-repository.ts'
 import type { SessionServiceOptions } from './session-service.ts'
 import { SessionService } from './session-service.ts'
-import { SessionStateStore } from './session-state-store.ts'
+import { maxLostNames, SessionStateStore } from './session-state-store.ts'
 
 const alice = namespaceOf('alice', 'chat-1')
 const bob = namespaceOf('bob', 'chat-1')
@@ -139,6 +139,18 @@ describe('SessionService', () => {
     await expect(service.get(alice, first)).rejects.toMatchObject({ code: 'not_found' })
     expect((await stateStorage.list(alice, { prefix: `${first}/` })).files).toEqual([])
     await service.create(alice, { language: 'bash' })
+  })
+
+  it('bounds the lost names a tenant interpreter reports', async () => {
+    const session = await service.create(alice, { language: 'python' })
+    await service.execute(alice, session.id, {
+      code: 'for i in range(150):\n    globals()[f"g{i}"] = (j for j in range(1))',
+    })
+    await service.close('server stopping', 0)
+    service = build()
+    const { lost } = await service.get(alice, session.id)
+    expect(lost).toHaveLength(maxLostNames + 1)
+    expect(lost.at(-1)).toEqual({ name: '…', reason: 'and 50 more names' })
   })
 
   it('runs cells of one session in the order they came', async () => {

@@ -15,6 +15,7 @@ import type {
   SessionTransition,
 } from './session-repository.ts'
 import type { SessionStateStore } from './session-state-store.ts'
+import { boundedLost, boundedNames } from './session-state-store.ts'
 
 /** `POST /v1/sessions` (DESIGN section 5). */
 export interface CreateSessionRequest {
@@ -452,8 +453,8 @@ export class SessionService {
     }
     live.kernel = kernel
     live.restored = {
-      names: kernel.restored?.restored ?? [],
-      lost: [...lostBefore, ...(kernel.restored?.lost ?? [])],
+      names: boundedNames(kernel.restored?.restored ?? []),
+      lost: boundedLost([...lostBefore, ...(kernel.restored?.lost ?? [])]),
     }
     return kernel
   }

@@ -77,7 +77,7 @@ export class SessionStateStore {
     }
     return {
       savedState: { prefix, stateKey, files, savedAt: new Date().toISOString() },
-      lost,
+      lost: boundedLost(lost),
     }
   }
 
@@ -118,6 +118,33 @@ export class SessionStateStore {
       if (removed === 0) return
     }
   }
+}
+
+/** Most names kept in a list of lost names; the rest are counted in one last entry. */
+export const maxLostNames = 100
+const maxNameLength = 200
+const maxReasonLength = 300
+
+/**
+ * A list of names the sandbox reported, bounded: the interpreter is the tenant's, and a program
+ * with a million unpicklable globals must not write a million rows' worth into its record.
+ */
+export function boundedLost(lost: readonly LostName[]): LostName[] {
+  const kept = lost.slice(0, maxLostNames).map(({ name, reason }) => ({
+    name: String(name).slice(0, maxNameLength),
+    reason: String(reason).slice(0, maxReasonLength),
+  }))
+  if (lost.length > maxLostNames) {
+    kept.push({ name: '…', reason: `and ${lost.length - maxLostNames} more names` })
+  }
+  return kept
+}
+
+/** Names the sandbox reported restored, bounded like {@link boundedLost}. */
+export function boundedNames(names: readonly string[]): string[] {
+  const kept = names.slice(0, maxLostNames).map((name) => String(name).slice(0, maxNameLength))
+  if (names.length > maxLostNames) kept.push(`… and ${names.length - maxLostNames} more`)
+  return kept
 }
 
 function why(error: unknown): string {
