@@ -208,6 +208,11 @@ export class SessionService {
       throw error
     }
     const live = this.#track(namespace, record, kernel)
+    if (this.#closed) {
+      // Shutdown began while the kernel started, after close() took its list: save it too.
+      await this.#evict(live, 'the server shut down', true)
+      return viewOf(live.record)
+    }
     this.#schedule(live)
     this.#enforceCaps()
     return viewOf(record)
