@@ -103,6 +103,8 @@ export interface Slot extends AsyncDisposable {
   freeze?(): Promise<void>
   thaw?(): Promise<void>
   stats?(): Promise<CgroupStats>
+  /** CPU time the slot's processes used so far, milliseconds. */
+  cpuUsageMs?(): Promise<number>
   /**
    * Writes the inputs into the workdir as the sandbox's own user, for slots whose workdir the
    * server cannot create files in (a fork server child's lives in the child's user namespace).

@@ -57,6 +57,8 @@ export interface RunCgroup {
   addProcess(pid: number): Promise<void>
   /** What the cgroup has used so far. */
   stats(): Promise<CgroupStats>
+  /** CPU time used so far, milliseconds: one file read, for frequent checks. */
+  cpuUsageMs(): Promise<number>
   /** Pids currently in the cgroup. */
   pids(): Promise<number[]>
   /** Stops every process in the cgroup; resolves once all of them are stopped. */

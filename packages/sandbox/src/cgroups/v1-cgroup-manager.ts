@@ -140,6 +140,11 @@ export class V1RunCgroup implements RunCgroup {
     }
   }
 
+  async cpuUsageMs(): Promise<number> {
+    this.#assertNotDestroyed()
+    return parseCount(await readCgroupFile(this.#dirs.cpuacct, 'cpuacct.usage')) / 1e6
+  }
+
   async freeze(): Promise<void> {
     this.#assertNotDestroyed()
     await this.#freezable.requestFreeze()

@@ -121,6 +121,12 @@ export class V2RunCgroup implements RunCgroup {
     }
   }
 
+  async cpuUsageMs(): Promise<number> {
+    this.#assertNotDestroyed()
+    const cpuStat = await readCgroupFile(this.#dir, 'cpu.stat')
+    return (parseKeyedValues(cpuStat).get('usage_usec') ?? 0) / 1000
+  }
+
   async freeze(): Promise<void> {
     this.#assertNotDestroyed()
     await this.#freezable.requestFreeze()

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { MimeBundle, RunError, RunStatus } from '@hutch/protocol'
 import type { Slot, SlotProcess } from '../backends/backend.ts'
-import type { CgroupStats } from '../cgroups/cgroups.ts'
 import { parsePythonError } from '../errors/python-traceback.ts'
 import type { OutputCaps, OutputSink } from '../files/output-files.ts'
 import { collectOutputFiles, snapshotTree } from '../files/output-files.ts'
@@ -75,7 +74,7 @@ interface RunningCell {
 }
 
 /** A slot that can start programs and freeze them. */
-type KernelSlot = Slot & Required<Pick<Slot, 'start' | 'freeze' | 'thaw' | 'stats'>>
+type KernelSlot = Slot & Required<Pick<Slot, 'start' | 'freeze' | 'thaw' | 'stats' | 'cpuUsageMs'>>
 
 interface Waiter {
   resolve: (event: DriverEvent) => void
@@ -114,7 +113,8 @@ export class SandboxKernel implements Kernel {
       slot.start === undefined ||
       slot.freeze === undefined ||
       slot.thaw === undefined ||
-      slot.stats === undefined
+      slot.stats === undefined ||
+      slot.cpuUsageMs === undefined
     ) {
       throw new SandboxError('backend_unavailable', 'this backend cannot run kernels')
     }
@@ -462,8 +462,10 @@ export class SandboxKernel implements Kernel {
     const budget = new OutputBudget(limits.outputBytes)
     const stdout = new BoundedOutput(budget)
     const stderr = new BoundedOutput(budget)
-    const before = await snapshotTree(this.#slot.workdir, this.#setup.outputCaps)
-    const statsBefore = await this.#slot.stats()
+    const [before, cpuBeforeMs] = await Promise.all([
+      snapshotTree(this.#slot.workdir, this.#setup.outputCaps),
+      this.#slot.cpuUsageMs(),
+    ])
     const startedMs = performance.now()
 
     let finish!: (fields: Record<string, unknown>) => void
@@ -505,9 +507,9 @@ export class SandboxKernel implements Kernel {
     }, timeoutMs)
     const cpuTimer = setInterval(() => {
       this.#slot
-        .stats()
-        .then((stats) => {
-          if (stats.cpuUsageMs - statsBefore.cpuUsageMs > limits.cpuTimeMs) {
+        .cpuUsageMs()
+        .then((cpuMs) => {
+          if (cpuMs - cpuBeforeMs > limits.cpuTimeMs) {
             void this.#stopCell(cell, 'timeout', `CPU time passed ${limits.cpuTimeMs} ms`)
           }
         })
@@ -544,8 +546,13 @@ export class SandboxKernel implements Kernel {
       this.#cell = undefined
     }
 
-    const stats = await this.#slot.stats()
     const wallMs = Math.round(performance.now() - startedMs)
+    const [stats, collected] = await Promise.all([
+      this.#slot.stats(),
+      collectOutputFiles(this.#slot.workdir, before, this.#setup.outputCaps, {
+        ...(options.onOutputFile === undefined ? {} : { sink: options.onOutputFile }),
+      }),
+    ])
     let status: RunStatus
     let error: RunError | undefined
     let executionCount: number
@@ -572,9 +579,6 @@ export class SandboxKernel implements Kernel {
       error = this.#error(fields['error'], code)
       status = cell.stop?.status ?? (fields['ok'] === true ? 'ok' : 'error')
     }
-    const collected = await collectOutputFiles(this.#slot.workdir, before, this.#setup.outputCaps, {
-      ...(options.onOutputFile === undefined ? {} : { sink: options.onOutputFile }),
-    })
     const reason =
       restarted?.reason !== undefined && outcome.kind === 'died'
         ? restarted.reason
@@ -594,7 +598,11 @@ export class SandboxKernel implements Kernel {
         size: file.size,
       })),
       skippedFiles: collected.skipped,
-      usage: usage(statsBefore, stats, wallMs),
+      usage: {
+        wallMs,
+        cpuMs: Math.max(0, Math.round(stats.cpuUsageMs - cpuBeforeMs)),
+        peakMemoryBytes: stats.peakMemoryBytes,
+      },
       ...(restarted === undefined ? {} : { restarted }),
       ...(reason === undefined ? {} : { reason }),
     }
@@ -617,14 +625,6 @@ export class SandboxKernel implements Kernel {
       installedModules: this.#setup.installedModules,
     })
     return parsed ?? raw
-  }
-}
-
-function usage(before: CgroupStats, after: CgroupStats, wallMs: number): CellResult['usage'] {
-  return {
-    wallMs,
-    cpuMs: Math.max(0, Math.round(after.cpuUsageMs - before.cpuUsageMs)),
-    peakMemoryBytes: after.peakMemoryBytes,
   }
 }
 

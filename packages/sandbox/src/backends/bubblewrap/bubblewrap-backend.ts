@@ -628,6 +628,10 @@ class BubblewrapSlot implements Slot {
     return this.#cgroup.stats()
   }
 
+  cpuUsageMs(): Promise<number> {
+    return this.#cgroup.cpuUsageMs()
+  }
+
   async release(): Promise<void> {
     if (this.#state === 'released') return
     this.#state = 'released'
