@@ -106,6 +106,11 @@ describe('session lifecycle', () => {
       reason: 'idle for 2500 ms',
     })
     expect(cold.lost.map((lost) => lost.name)).toEqual(expect.arrayContaining(['gen', 'fh']))
+    // The saved state is not among the namespace's files: only what the cell wrote is.
+    const listed = await hutch.request('GET', '/v1/files', { headers: alice })
+    expect((listed.json as { files: { path: string }[] }).files.map((file) => file.path)).toEqual([
+      'notes.txt',
+    ])
 
     const back = await cell(
       hutch,
