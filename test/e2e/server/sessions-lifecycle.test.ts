@@ -85,7 +85,7 @@ describe('session lifecycle', () => {
     const session = await create(hutch, {
       language: 'python',
       warmAfterMs: 500,
-      coldAfterMs: 2_500,
+      coldAfterMs: 4_000,
     })
     const made = await cell(hutch, session.id, setUp)
     expect(made.status, made.stderr).toBe('ok')
@@ -103,7 +103,7 @@ describe('session lifecycle', () => {
     expect(cold.transitions.at(-1)).toMatchObject({
       from: 'warm',
       to: 'cold',
-      reason: 'idle for 2500 ms',
+      reason: 'idle for 4000 ms',
     })
     expect(cold.lost.map((lost) => lost.name)).toEqual(expect.arrayContaining(['gen', 'fh']))
     // The saved state is not among the namespace's files: only what the cell wrote is.

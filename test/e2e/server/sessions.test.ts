@@ -152,12 +152,18 @@ describe('sessions over HTTP', () => {
     const { id } = await createSession({ language: 'python' })
     await cell(id, 'kept = 1')
     const running = cell(id, 'import time\ntime.sleep(60)')
-    // Give the cell time to start before interrupting it.
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
-    const interrupted = await hutch.request('POST', `/v1/sessions/${id}/interrupt`, {
-      headers: alice,
+    let settled = false
+    void running.finally(() => {
+      settled = true
     })
-    expect(interrupted.status).toBe(200)
+    // Interrupts until the cell ends: one sent before the cell started would find nothing to stop.
+    while (!settled) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const interrupted = await hutch.request('POST', `/v1/sessions/${id}/interrupt`, {
+        headers: alice,
+      })
+      expect(interrupted.status).toBe(200)
+    }
     const stopped = await running
     expect(stopped.status).not.toBe('ok')
     expect((await cell(id, 'print(kept)')).stdout).toBe('1\n')
