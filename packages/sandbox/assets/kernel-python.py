@@ -62,9 +62,45 @@ def read_command():
     return kind, ident, read_exactly(int(size))
 
 
+def light_ipython():
+    """Makes `IPython` a bare package: its __init__ loads the terminal application (prompt_toolkit,
+    the debugger), about half of the kernel's start, and a kernel needs none of it. The first use
+    of a name the bare package lacks (IPython.embed, say) runs the real __init__ in it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("IPython")
+    package = types.ModuleType("IPython")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    package.__spec__ = spec
+
+    def get_ipython():
+        from IPython.core.getipython import get_ipython as real
+
+        return real()
+
+    def rest(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        del package.__getattr__
+        with open(spec.origin, encoding="utf-8") as source:
+            exec(compile(source.read(), spec.origin, "exec"), package.__dict__)
+        return getattr(package, name)
+
+    package.get_ipython = get_ipython
+    package.__getattr__ = rest
+    sys.modules["IPython"] = package
+
+
+light_ipython()
+# Completion is never asked of this shell: no need to import jedi for it.
+sys.modules["jedi"] = None
+from traitlets.config import Config  # noqa: E402
 from IPython.core.displayhook import DisplayHook  # noqa: E402
 from IPython.core.displaypub import DisplayPublisher  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+
+del sys.modules["jedi"]
 
 current = {"id": None, "result": None}
 
@@ -116,7 +152,10 @@ class HutchShell(InteractiveShell):
         sys.stderr.flush()
 
 
+config = Config()
+config.HistoryManager.enabled = False
 shell = HutchShell.instance(
+    config=config,
     displayhook_class=HutchDisplayHook,
     display_pub_class=HutchDisplayPublisher,
     colors="NoColor",
@@ -124,7 +163,6 @@ shell = HutchShell.instance(
     automagic=False,
     history_length=0,
 )
-shell.history_manager.enabled = False
 shell.display_formatter.active_types = shell.display_formatter.format_types
 os.chdir("/work")
 
