@@ -230,6 +230,91 @@ describe('python kernel', () => {
   })
 })
 
+describe('kernel controls', () => {
+  it('streams output and displays as the cell runs', async () => {
+    const kernel = await open({ language: 'python' })
+    const seen: string[] = []
+    const result = await kernel.execute(
+      'import sys, time\nprint("one", flush=True)\nsys.stderr.write("two\\n")\nfrom IPython.display import display, HTML\ndisplay(HTML("<i>3</i>"))\n4',
+      {
+        onStdout: (chunk) => seen.push(`out:${chunk.toString()}`),
+        onStderr: (chunk) => seen.push(`err:${chunk.toString()}`),
+        onDisplay: (bundle) => seen.push(`display:${String(bundle['text/html'])}`),
+      },
+    )
+    // Chunks of one stream may come split; what matters is the order across them.
+    const merged = seen.reduce<string[]>((all, entry) => {
+      const kind = entry.slice(0, entry.indexOf(':') + 1)
+      const last = all[all.length - 1]
+      if (last?.startsWith(kind) === true && kind !== 'display:') {
+        all[all.length - 1] = last + entry.slice(kind.length)
+      } else all.push(entry)
+      return all
+    }, [])
+    expect(merged).toEqual(['out:one\n', 'err:two\n', 'display:<i>3</i>'])
+    expect(result.results.map((bundle) => bundle['text/plain'])).toEqual([
+      '<IPython.core.display.HTML object>',
+      '4',
+    ])
+  })
+
+  it('stops a cell past its output limit and keeps the kernel', async () => {
+    const kernel = await open({ language: 'python', limits: { outputBytes: 10_000 } })
+    await kernel.execute('kept = 5')
+    const flood = await kernel.execute('while True:\n    print("x" * 1000)')
+    expect(flood.status).toBe('output_limit')
+    expect(flood.stdoutTruncated).toBe(true)
+    expect(flood.stdout.length).toBeLessThanOrEqual(10_000)
+    const after = await kernel.execute('kept')
+    expect(after.results).toEqual([{ 'text/plain': '5' }])
+  })
+
+  it('stops a cell past its CPU time', async () => {
+    const kernel = await open({ language: 'python', limits: { cpuTimeMs: 500 } })
+    const busy = await kernel.execute('while True:\n    pass', { timeoutMs: 20_000 })
+    expect(busy.status).toBe('timeout')
+    expect(busy.reason).toContain('CPU time')
+    expect(busy.usage.cpuMs).toBeGreaterThanOrEqual(500)
+  })
+
+  it('interrupt() stops the running cell; restart() clears the state but keeps the workdir', async () => {
+    const kernel = await open({ language: 'python' })
+    await kernel.execute('value = 1\nopen("kept.txt", "w").write("still")')
+    const running = kernel.execute('import time\ntime.sleep(60)')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await kernel.interrupt()
+    const interrupted = await running
+    expect(interrupted.status).toBe('killed')
+    expect(interrupted.error?.name).toBe('KeyboardInterrupt')
+    await kernel.restart()
+    const after = await kernel.execute('("value" in globals(), open("kept.txt").read())')
+    expect(after.results).toEqual([{ 'text/plain': "(False, 'still')" }])
+    expect(after.executionCount).toBe(1)
+  })
+
+  it('reports the files a cell wrote and exports the whole workdir', async () => {
+    const kernel = await open({
+      language: 'python',
+      files: [{ path: 'in/data.csv', content: 'a\n1\n' }],
+    })
+    const result = await kernel.execute(
+      'import pandas as pd\npd.read_csv("in/data.csv").to_csv("out.csv")',
+    )
+    expect(result.outputFiles.map((file) => file.path)).toEqual(['out.csv'])
+    await kernel.freeze()
+    const exported = new Map<string, string>()
+    const totals = await kernel.exportWorkdir(async (file) => {
+      const chunks: Buffer[] = []
+      for await (const chunk of file.content) chunks.push(chunk as Buffer)
+      exported.set(file.path, Buffer.concat(chunks).toString())
+    })
+    expect([...exported.keys()].sort()).toEqual(['in/data.csv', 'out.csv'])
+    expect(exported.get('in/data.csv')).toBe('a\n1\n')
+    expect(totals.files).toBe(2)
+    expect(kernel.state).toBe('frozen')
+  })
+})
+
 describe('bash kernel', () => {
   it('keeps cwd, variables and functions', async () => {
     const kernel = await open({ language: 'bash' })
