@@ -1,4 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
 import { Readable } from 'node:stream'
 import {
   AbortMultipartUploadCommand,
@@ -76,6 +78,8 @@ const maxKeyBytes = 1024
 /** HEAD requests in flight while listing: `list` needs each file's metadata. */
 const listConcurrency = 16
 const listPageKeys = 1000
+/** S3 requests of one storage in flight at once; more wait their turn. */
+const maxRequestsInFlight = 64
 /** SigV4 presigned URLs work for at most 7 days. */
 const maxPresignSeconds = 7 * 24 * 3600
 // Outside every namespace: namespace ids never start with a dot.
@@ -107,6 +111,7 @@ export class S3Storage implements Storage {
   readonly #client: S3Client
   readonly #partSizeBytes: number
   readonly #presignExpiresSeconds: number
+  readonly #requestSlots = new Slots(maxRequestsInFlight)
 
   constructor(options: S3StorageOptions) {
     const {
@@ -146,6 +151,9 @@ export class S3Storage implements Storage {
       // A store that is down answers within seconds, not after the SDK's patient defaults.
       maxAttempts: 2,
       requestHandler: {
+        // Room past the requests in flight for bodies still being read.
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 4 * maxRequestsInFlight }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 4 * maxRequestsInFlight }),
         connectionTimeout: connectTimeoutMs,
         requestTimeout: requestTimeoutMs,
         // Without it a request past its timeout is only logged, and waits on for ever.
@@ -328,7 +336,6 @@ export class S3Storage implements Storage {
       throw new AppError('backend_unavailable', 'S3 started no multipart upload')
     }
     let staged = false
-    let placed = false
     try {
       const parts: CompletedPart[] = []
       for (let part = first; ; part = await upload.nextPart()) {
@@ -375,7 +382,6 @@ export class S3Storage implements Storage {
           }),
         ),
       )
-      placed = true
       return file
     } finally {
       if (!staged) {
@@ -389,11 +395,9 @@ export class S3Storage implements Storage {
           )
           .catch(() => undefined)
       } else {
-        const removal = this.#client
+        await this.#client
           .send(new DeleteObjectCommand({ Bucket: this.bucket, Key: stagingKey }))
           .catch(() => undefined)
-        // The copy is in place: its answer need not wait for the staging object to go.
-        if (!placed) await removal
       }
     }
   }
@@ -473,6 +477,9 @@ export class S3Storage implements Storage {
 
   /** Sends a command; an answer of the store rather than of the request is `backend_unavailable`. */
   async #send<Output>(request: () => Promise<Output>): Promise<Output> {
+    // The SDK's connect timeout runs while a request waits for a socket: a burst past the
+    // agent's sockets would fail as "unavailable" with the store healthy. Waiting here does not.
+    await this.#requestSlots.acquire()
     try {
       return await request()
     } catch (error) {
@@ -483,7 +490,34 @@ export class S3Storage implements Storage {
         { reason: describeS3Error(error) },
         { cause: error },
       )
+    } finally {
+      this.#requestSlots.release()
     }
+  }
+}
+
+/** A counting semaphore: at most `size` holders at once, the others wait in order. */
+class Slots {
+  readonly #size: number
+  readonly #waiting: (() => void)[] = []
+  #held = 0
+
+  constructor(size: number) {
+    this.#size = size
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#held < this.#size) {
+      this.#held += 1
+      return
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve))
+  }
+
+  release(): void {
+    const next = this.#waiting.shift()
+    if (next === undefined) this.#held -= 1
+    else next()
   }
 }
 
