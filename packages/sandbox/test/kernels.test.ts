@@ -416,6 +416,20 @@ describe('kernel isolation and cleanup', () => {
     await kernel.close()
   })
 
+  it('close during a cell ends the cell as killed and removes everything', async () => {
+    const kernel = await (await sandbox()).openKernel({ language: 'python' })
+    const running = kernel.execute(
+      'import time\nopen("partial.txt", "w").write("x")\ntime.sleep(60)',
+    )
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    await kernel.close()
+    const result = await running
+    expect(result.status).toBe('killed')
+    expect(result.reason).toContain('closed')
+    expect(result.restarted).toBeUndefined()
+    expect(cgroupDirs(kernel.id)).toEqual([])
+  })
+
   it('ignores garbage a cell writes to the control pipe', async () => {
     const kernel = await open({ language: 'python' })
     const result = await kernel.execute(

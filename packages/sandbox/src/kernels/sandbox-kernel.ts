@@ -102,6 +102,8 @@ export class SandboxKernel implements Kernel {
   readonly #stdout = new CellOutput()
   readonly #stderr = new CellOutput()
   #cell: RunningCell | undefined
+  /** The cell being executed, settled once its result is built. */
+  #executing: Promise<unknown> | undefined
   readonly #waiters = new Map<string, Waiter>()
   #queue: Promise<unknown> = Promise.resolve()
   #oomKills = 0
@@ -148,7 +150,11 @@ export class SandboxKernel implements Kernel {
 
   execute(code: string, options: CellOptions = {}): Promise<CellResult> {
     if (typeof code !== 'string') throw new SandboxError('invalid_request', 'code must be a string')
-    return this.#serialize(() => this.#execute(code, options))
+    return this.#serialize(() => {
+      const executing = this.#execute(code, options)
+      this.#executing = executing
+      return executing
+    })
   }
 
   async interrupt(): Promise<void> {
@@ -236,6 +242,8 @@ export class SandboxKernel implements Kernel {
       const cell = this.#cell
       if (cell !== undefined) await this.#stopCell(cell, 'killed', 'the kernel was closed')
       await this.#stopProcess()
+      // The cell's result is built from the workdir and the cgroup: wait before removing them.
+      await this.#executing?.catch(() => {})
     } finally {
       await this.#setup.release()
     }
@@ -567,8 +575,11 @@ export class SandboxKernel implements Kernel {
         ? 'memory_limit'
         : (cell.stop?.status ?? (outcome.exit.signal === null ? 'error' : 'killed'))
       executionCount = 0
-      restarted = { reason: death }
-      await this.#start()
+      // Closing kills the interpreter on purpose: nothing is restarted then.
+      if (this.#state !== 'closed') {
+        restarted = { reason: death }
+        await this.#start()
+      }
     } else {
       const fields = outcome.fields
       executionCount = Number.isSafeInteger(fields['executionCount'])
