@@ -98,6 +98,52 @@ describe('PostgreSQL stopped and started under a running server', () => {
   })
 })
 
+describe('PostgreSQL stopped while a run is in progress', () => {
+  let postgres: ThrowawayPostgres
+  let hutch: TestServer
+
+  beforeAll(async () => {
+    postgres = await startThrowawayPostgres()
+    hutch = await startTestServer({
+      env: {
+        DATABASE_URL: postgres.url,
+        DATABASE_CONNECT_TIMEOUT_MS: '1000',
+        DATABASE_STATEMENT_TIMEOUT_MS: '5000',
+      },
+    })
+  })
+
+  afterAll(async () => {
+    await hutch.stop()
+    await postgres.remove()
+  })
+
+  // Open: the run's output files are stored before its record is finished, and nothing takes
+  // them back when finishing fails; the record stays `running` (until a restart marks it
+  // failed) while its files are in the namespace. The execution service needs to remove them,
+  // or to finish the record once the database is back.
+  it.fails('leaves no output file of a run whose record could not be finished', async () => {
+    const run = hutch.request('POST', '/v1/execute', {
+      body: {
+        language: 'python',
+        code: 'import time\ntime.sleep(3)\nopen("late.txt", "w").write("late")',
+      },
+    })
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await postgres.stop()
+    const answer = await run
+    await postgres.start()
+    expect(await waitUntilReady(hutch)).toMatchObject({ status: 'ready' })
+    const records = (await hutch.request('GET', '/v1/executions')).json as ExecutionList
+    const claimed = records.items.some(
+      (record) =>
+        record.status !== 'running' && record.outputFiles.some((file) => file.path === 'late.txt'),
+    )
+    const stored = (await hutch.request('GET', '/v1/files/late.txt')).status === 200
+    expect({ answer: answer.status, stored }).toEqual({ answer: answer.status, stored: claimed })
+  })
+})
+
 describe('the S3 gateway stopped, frozen and started under a running server', () => {
   let bucket: FreshS3Bucket
   let hutch: TestServer
