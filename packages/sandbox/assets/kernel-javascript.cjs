@@ -16,7 +16,9 @@ const COMMANDS_FD = 60
 const EVENTS_FD = 61
 const STATE_MAGIC = 'hutch-kernel:javascript:1\n'
 
-process.on('SIGINT', () => {}) // idle, an interrupt does nothing
+// A cell awaiting a promise is stopped by an interrupt; idle, an interrupt does nothing.
+let stopAwait = null
+process.on('SIGINT', () => stopAwait?.())
 process.chdir('/work')
 
 function send(event, payload) {
@@ -91,7 +93,12 @@ async function runCell(id, code) {
     const script = new vm.Script(code, { filename: `cell${executionCount}.js` })
     let value = script.runInContext(context, { breakOnSigint: true, displayErrors: false })
     if (value !== null && typeof value === 'object' && typeof value.then === 'function') {
-      value = await value
+      value = await new Promise((resolve, reject) => {
+        stopAwait = () => reject(new Error('Script execution interrupted.'))
+        value.then(resolve, reject)
+      }).finally(() => {
+        stopAwait = null
+      })
     }
     if (value !== undefined) event.result = bundleOf(value)
   } catch (error) {

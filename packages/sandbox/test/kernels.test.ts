@@ -380,6 +380,11 @@ describe('javascript kernel', () => {
     expect(slow.restarted).toBeUndefined()
     const after = await kernel.execute('kept')
     expect(after.results).toEqual([{ 'text/plain': '7' }])
+    const pending = await kernel.execute('new Promise(() => {})', { timeoutMs: 500 })
+    expect(pending.status).toBe('timeout')
+    expect(pending.restarted).toBeUndefined()
+    const awaited = await kernel.execute('Promise.resolve(kept * 6)')
+    expect(awaited.results).toEqual([{ 'text/plain': '42' }])
   })
 })
 
