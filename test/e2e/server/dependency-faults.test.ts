@@ -126,10 +126,15 @@ describe('PostgreSQL stopped while a run is in progress', () => {
     const run = hutch.request('POST', '/v1/execute', {
       body: {
         language: 'python',
-        code: 'import time\ntime.sleep(3)\nopen("late.txt", "w").write("late")',
+        code: 'import time\ntime.sleep(4)\nopen("late.txt", "w").write("late")',
       },
     })
-    await new Promise((resolve) => setTimeout(resolve, 1000))
+    // Stopped once the run's record exists, while its program sleeps.
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const listed = (await hutch.request('GET', '/v1/executions')).json as ExecutionList
+      if (listed.items.some((record) => record.status === 'running')) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     await postgres.stop()
     const answer = await run
     await postgres.start()
