@@ -33,6 +33,7 @@ export interface KernelTimings {
   cpuPollMs: number
 }
 
+/** Two seconds from an interrupt to killing the cell's children, two more to a restart. */
 export const defaultKernelTimings: Readonly<KernelTimings> = Object.freeze({
   interruptGraceMs: 2000,
   killGraceMs: 2000,
