@@ -149,5 +149,10 @@ describe('boxbox flow on PostgreSQL and S3', () => {
       headers: bob,
     })
     expect([400, 404]).toContain(escaped.status)
+    // Presigning checks the namespace first: no URL for another namespace's file, or none.
+    for (const path of ['sales.csv', 'charts/sales.png', 'missing.txt']) {
+      const presigned = await hutch.request('GET', `/v1/files/${path}?presign=1`, { headers: bob })
+      expect(presigned.status, path).toBe(404)
+    }
   })
 })
