@@ -253,7 +253,7 @@ def lost_reason(value):
 def snapshot():
     import dill
 
-    imports, values, saved, lost = [], {}, [], []
+    imports, candidates, saved, lost = [], {}, [], []
     for name, value in list(shell.user_ns.items()):
         if is_internal(name):
             continue
@@ -263,20 +263,22 @@ def snapshot():
             continue
         reason = lost_reason(value)
         if reason is None:
-            try:
-                dill.dumps(value, recurse=True)
-            except Exception as error:
-                reason = f"{type(error).__name__}: {error}"[:300]
-        if reason is None:
-            values[name] = value
-            saved.append(name)
+            candidates[name] = value
         else:
             lost.append({"name": name, "reason": reason})
     try:
-        blob = dill.dumps({"imports": imports, "values": values}, recurse=True)
+        # Pickled together, objects shared between names stay shared.
+        blob = dill.dumps({"imports": imports, "values": candidates}, recurse=True)
+        saved.extend(candidates)
     except Exception:
-        # Pickled together, shared objects stay shared; apart, each name stands alone.
-        blob = dill.dumps({"imports": imports, "blobs": {n: dill.dumps(v, recurse=True) for n, v in values.items()}})
+        blobs = {}
+        for name, value in candidates.items():
+            try:
+                blobs[name] = dill.dumps(value, recurse=True)
+                saved.append(name)
+            except Exception as error:
+                lost.append({"name": name, "reason": f"{type(error).__name__}: {error}"[:300]})
+        blob = dill.dumps({"imports": imports, "blobs": blobs})
     if not saved:
         return None, saved, lost
     return STATE_MAGIC + blob, saved, lost

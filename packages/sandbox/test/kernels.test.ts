@@ -208,11 +208,20 @@ describe('python kernel', () => {
         '    return int(df["n"].sum()) + extra',
         'numbers = (i for i in range(3))',
         'handle = open("notes.txt", "w")',
+        'class Stubborn:',
+        '    def __reduce__(self):',
+        '        raise TypeError("not today")',
+        'stubborn = Stubborn()',
       ].join('\n'),
     )
     const snapshot = await kernel.snapshot()
     expect(snapshot.saved).toEqual(expect.arrayContaining(['df', 'total', 'pd']))
-    expect(snapshot.lost.map((entry) => entry.name).sort()).toEqual(['handle', 'numbers'])
+    expect(snapshot.lost.map((entry) => entry.name).sort()).toEqual([
+      'handle',
+      'numbers',
+      'stubborn',
+    ])
+    expect(snapshot.lost.find((entry) => entry.name === 'stubborn')?.reason).toContain('not today')
     expect(snapshot.lost.find((entry) => entry.name === 'numbers')?.reason).toContain('generator')
     expect(snapshot.state).toBeInstanceOf(Uint8Array)
 
