@@ -1,8 +1,16 @@
 import type { RunOptions, RunResult, SandboxOptions } from '@hutch/sandbox'
 import { Sandbox } from '@hutch/sandbox'
 
-/** Backends the contract and escape suites run against, by name. */
-export const testBackends = ['bubblewrap'] as const
+/** Backends the contract suite runs against, by name: plain bubblewrap and the fork-server fast path. */
+export const testBackends = ['bubblewrap', 'forkserver'] as const
+export type TestBackend = (typeof testBackends)[number]
+
+/**
+ * The backend of `run`, `python` and `bash`: `HUTCH_TEST_BACKEND`, bubblewrap by default.
+ * `scripts/test` runs the escape suites a second time with `forkserver`, unchanged.
+ */
+export const defaultTestBackend: TestBackend =
+  process.env['HUTCH_TEST_BACKEND'] === 'forkserver' ? 'forkserver' : 'bubblewrap'
 
 const sandboxes = new Map<string, Promise<Sandbox>>()
 
@@ -11,13 +19,13 @@ const sandboxes = new Map<string, Promise<Sandbox>>()
  * cgroups, real seccomp: nothing here is mocked.
  */
 export function testSandbox(
-  backend: (typeof testBackends)[number] = 'bubblewrap',
+  backend: TestBackend = defaultTestBackend,
   options: SandboxOptions = {},
 ): Promise<Sandbox> {
   const key = `${backend}:${JSON.stringify(options)}`
   let sandbox = sandboxes.get(key)
   if (sandbox === undefined) {
-    sandbox = Sandbox.create(options)
+    sandbox = Sandbox.create(backend === 'forkserver' ? { fastPath: true, ...options } : options)
     sandboxes.set(key, sandbox)
   }
   return sandbox

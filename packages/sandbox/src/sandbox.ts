@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import type { MimeBundle, NetworkMode, OutputFile, RunError, RunStatus } from '@hutch/protocol'
-import { languages, networkModes, resolveLanguage } from '@hutch/protocol'
+import { languages, networkModes, resolveLanguage, type Language } from '@hutch/protocol'
 import type { Backend, ProcessResult, Slot } from './backends/backend.ts'
 import type { BubblewrapOptions } from './backends/bubblewrap/bubblewrap-backend.ts'
 import { BubblewrapBackend } from './backends/bubblewrap/bubblewrap-backend.ts'
+import { ForkServerBackend } from './backends/forkserver/fork-server-backend.ts'
 import { parsePythonError } from './errors/python-traceback.ts'
 import type { OutputCaps, OutputSink } from './files/output-files.ts'
 import { collectOutputFiles, snapshotTree } from './files/output-files.ts'
@@ -114,7 +115,23 @@ export interface SandboxOptions {
   kernelTimings?: Partial<KernelTimings>
   /** Caps on the files copied out of one run. */
   outputCaps?: Partial<OutputCaps>
+  /**
+   * The fast path (DESIGN section 4): sandboxes forked from a fork server that has imported the
+   * heavy Python libraries, for runs with network `none` or `loopback` and no extra mounts.
+   * Off by default in the library; `true` takes the defaults.
+   */
+  fastPath?: boolean | FastPathOptions
   logger?: Logger
+}
+
+/** How the fast path's fork servers are run. */
+export interface FastPathOptions {
+  /** Python modules a fork server imports before forking; default numpy, pandas, matplotlib.pyplot. */
+  preload?: readonly string[]
+  /** A fork server is replaced after this many sandboxes; default 500. */
+  maxRunsPerServer?: number
+  /** ... or after this long, milliseconds; default 10 minutes. */
+  maxServerAgeMs?: number
 }
 
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
@@ -146,6 +163,7 @@ const defaultOutputCaps: OutputCaps = {
  */
 export class Sandbox {
   readonly #backend: Backend
+  readonly #fastPath: FastPath | undefined
   readonly #runtimes: Record<string, Runtime>
   readonly #defaults: Limits
   readonly #maxima: Limits
@@ -156,8 +174,9 @@ export class Sandbox {
   readonly #kernelTimings: KernelTimings
   #kernelDrivers: Promise<Record<KernelLanguage, KernelDriver>> | undefined
 
-  private constructor(backend: Backend, options: SandboxOptions) {
+  private constructor(backend: Backend, fastPath: FastPath | undefined, options: SandboxOptions) {
     this.#backend = backend
+    this.#fastPath = fastPath
     this.#runtimes = createRuntimes(options.runtimes)
     this.#maxima = Object.freeze({ ...defaultMaxLimits, ...options.maxLimits })
     this.#defaults = Object.freeze(
@@ -185,37 +204,22 @@ export class Sandbox {
       options.runtimes?.pythonFiles === undefined
         ? await matplotlibFontCache(pythonPath, defaultCacheDir(), options.logger ?? silentLogger)
         : undefined
-    return new Sandbox(backend, {
+    const resolved: SandboxOptions = {
       ...options,
       runtimes: {
         ...options.runtimes,
         ...(fontCache === undefined ? {} : { pythonFiles: [fontCache] }),
       },
-    })
-  }
-
-  get backend(): Backend {
-    return this.#backend
-  }
-
-  /** The limits a run gets when it asks for none, and the most it may ask for. */
-  get limits(): { defaults: Readonly<Limits>; maxima: Readonly<Limits> } {
-    return { defaults: this.#defaults, maxima: this.#maxima }
-  }
-
-  /** Resolves a run's requested limits against this sandbox's defaults and maxima. */
-  resolveLimits(requested?: Partial<Record<keyof Limits, unknown>>): Limits {
-    return resolveLimits(requested, this.#defaults, this.#maxima)
-  }
-
-  /** Prepares a sandbox ahead of a run, for a warm pool; `limits` default to the defaults. */
-  prepare(limits: Limits = this.#defaults): Promise<Slot> {
-    return this.#backend.prepare({ runId: randomUUID(), limits })
-  }
-
-  /** Validates a run as `run` would, without running it: a `SandboxError` for bad input. */
-  check(options: RunOptions): void {
-    this.#validate(options)
+    }
+    const fastPath =
+      options.fastPath === undefined || options.fastPath === false
+        ? undefined
+        : await createFastPath(
+            pythonPath,
+            resolved,
+            options.fastPath === true ? {} : options.fastPath,
+          )
+    return new Sandbox(backend, fastPath, resolved)
   }
 
   /**
@@ -245,6 +249,90 @@ export class Sandbox {
     )
   }
 
+  get backend(): Backend {
+    return this.#backend
+  }
+
+  /** The limits a run gets when it asks for none, and the most it may ask for. */
+  get limits(): { defaults: Readonly<Limits>; maxima: Readonly<Limits> } {
+    return { defaults: this.#defaults, maxima: this.#maxima }
+  }
+
+  /** Resolves a run's requested limits against this sandbox's defaults and maxima. */
+  resolveLimits(requested?: Partial<Record<keyof Limits, unknown>>): Limits {
+    return resolveLimits(requested, this.#defaults, this.#maxima)
+  }
+
+  /** The fast path's fork servers by language, when it is on. */
+  get fastPath(): FastPath | undefined {
+    return this.#fastPath
+  }
+
+  /**
+   * Prepares a sandbox ahead of a run, for a warm pool; `limits` default to the defaults and
+   * `network` to the default network (a fast-path sandbox is made for one network mode).
+   */
+  prepare(
+    limits: Limits = this.#defaults,
+    network: NetworkMode = this.#defaultNetwork,
+    language: Language = 'python',
+  ): Promise<Slot> {
+    return this.#prepareFor(randomUUID(), limits, network, [], language)
+  }
+
+  /**
+   * Whether a sandbox from `prepare()` (default limits and network) can run this request: a warm
+   * pool lends one only then. Bad input is a `SandboxError`, as from `check`.
+   */
+  fitsPrepared(options: RunOptions): boolean {
+    const request = this.#validate(options)
+    if (!fixedLimitsEqual(request.limits, this.#defaults)) return false
+    // A fast-path sandbox is made for one network mode, without extra mounts.
+    if (this.#fastBackend(this.#defaults, this.#defaultNetwork, [], 'python') === undefined) {
+      return true
+    }
+    // A fast-path sandbox is made for one language and network, without extra mounts.
+    return (
+      request.runtime.language === 'python' &&
+      request.network === this.#defaultNetwork &&
+      request.mounts.length === 0
+    )
+  }
+
+  #fastBackend(
+    limits: Limits,
+    network: NetworkMode,
+    mounts: readonly Mount[],
+    language: Language,
+  ): ForkServerBackend | undefined {
+    const backend = this.#fastPath?.[language as FastLanguage]
+    // Below 3 processes not even the sandbox's init and its program fit: the slow path, where
+    // bwrap cannot start either, reports the run as killed by its process limit.
+    if (backend === undefined || limits.pids < 3 || !backend.serves(network, mounts)) {
+      return undefined
+    }
+    return backend
+  }
+
+  #prepareFor(
+    runId: string,
+    limits: Limits,
+    network: NetworkMode,
+    mounts: readonly Mount[],
+    language: Language,
+  ): Promise<Slot> {
+    const fast = this.#fastBackend(limits, network, mounts, language)
+    if (fast !== undefined && (network === 'none' || network === 'loopback')) {
+      return fast.prepare({ runId, limits, network })
+    }
+    return this.#backend.prepare({ runId, limits })
+  }
+
+  /** Validates a run as `run` would, without running it: a `SandboxError` for bad input. */
+  check(options: RunOptions): void {
+    this.#validate(options)
+  }
+
   async run(options: RunOptions): Promise<RunResult> {
     const notebook = notebookPath(options)
     if (notebook !== undefined) {
@@ -265,7 +353,22 @@ export class Sandbox {
           'the prepared sandbox has other memory, pids or disk limits than this run',
         )
       }
-      slot ??= await this.#backend.prepare({ runId: randomUUID(), limits: request.limits })
+      if (
+        slot?.network !== undefined &&
+        (slot.network !== request.network || request.mounts.length > 0)
+      ) {
+        throw new SandboxError(
+          'invalid_request',
+          `the prepared sandbox is for network ${slot.network} without extra mounts`,
+        )
+      }
+      slot ??= await this.#prepareFor(
+        randomUUID(),
+        request.limits,
+        request.network,
+        request.mounts,
+        request.runtime.language,
+      )
       return await this.#runIn(slot, request, options, queuedAt)
     } finally {
       // Every process of the run is dead by now; removing its workdir and cgroup need not hold
@@ -277,6 +380,7 @@ export class Sandbox {
   /** Waits until every finished run's sandbox is removed. Call before the process exits. */
   async close(): Promise<void> {
     while (this.#releasing.size > 0) await Promise.all(this.#releasing)
+    await Promise.all(Object.values(this.#fastPath ?? {}).map((fast) => fast.close()))
   }
 
   #releaseLater(slot: Slot): void {
@@ -298,14 +402,30 @@ export class Sandbox {
     const id = slot.runId
     options.onPhase?.('syncing_in')
     const syncInStart = performance.now()
-    const owner = { uid: slot.uid, gid: slot.gid }
-    for (const file of request.files) {
-      if ('hostPath' in file) await copyHostFileInto(slot.workdir, file.path, file.hostPath, owner)
-      else if ('body' in file) await writeFileInto(slot.workdir, file.path, file.body, owner)
-      else await writeFileInto(slot.workdir, file.path, file.content, owner)
-    }
-    if (request.code !== undefined) {
-      await writeFileInto(slot.workdir, request.codePath, request.code, owner)
+    if (slot.putFiles !== undefined) {
+      await slot.putFiles([
+        ...request.files.map((file) => ({
+          path: file.path,
+          content:
+            'hostPath' in file
+              ? { hostPath: file.hostPath }
+              : 'body' in file
+                ? file.body
+                : file.content,
+        })),
+        ...(request.code === undefined ? [] : [{ path: request.codePath, content: request.code }]),
+      ])
+    } else {
+      const owner = { uid: slot.uid, gid: slot.gid }
+      for (const file of request.files) {
+        if ('hostPath' in file)
+          await copyHostFileInto(slot.workdir, file.path, file.hostPath, owner)
+        else if ('body' in file) await writeFileInto(slot.workdir, file.path, file.body, owner)
+        else await writeFileInto(slot.workdir, file.path, file.content, owner)
+      }
+      if (request.code !== undefined) {
+        await writeFileInto(slot.workdir, request.codePath, request.code, owner)
+      }
     }
     const before = await snapshotTree(slot.workdir, this.#outputCaps)
     options.onPhase?.('running')
@@ -482,6 +602,82 @@ export function slotFits(slot: Slot, limits: Limits): boolean {
 /** Whether two sets of limits agree on those fixed when a sandbox is prepared. */
 export function fixedLimitsEqual(a: Limits, b: Limits): boolean {
   return a.memoryBytes === b.memoryBytes && a.pids === b.pids && a.diskBytes === b.diskBytes
+}
+
+/** Languages the fast path serves: one fork server image each. */
+export const fastLanguages = ['python', 'bash'] as const
+export type FastLanguage = (typeof fastLanguages)[number]
+/** The fast path's fork servers, one per language it serves. */
+export type FastPath = Readonly<Record<FastLanguage, ForkServerBackend>>
+
+/**
+ * The fast path: a fork server image per language, each mounting what its runtime needs and no
+ * more (a bash run sees no more of the host on the fast path than on the slow one). Python's
+ * preloads the heavy libraries; bash's preloads nothing and execs bash in each child.
+ */
+async function createFastPath(
+  pythonPath: string,
+  options: SandboxOptions,
+  fastPath: FastPathOptions,
+): Promise<FastPath | undefined> {
+  const runtimes = createRuntimes(options.runtimes)
+  const bubblewrap = options.bubblewrap ?? {}
+  // Each child mounts its own /tmp, /dev/shm, /proc and workdir over the fork server's: a runtime
+  // kept under one of them (a virtualenv in /tmp) would vanish, so such runs take the slow path.
+  const covered = fastLanguages
+    .flatMap((language) => runtimes[language].mounts)
+    .find((mount) =>
+      ['/tmp', '/dev', '/proc', sandboxWorkdir].some(
+        (dir) => mount.target === dir || mount.target.startsWith(`${dir}/`),
+      ),
+    )
+  if (covered !== undefined) {
+    options.logger?.warn(
+      { target: covered.target },
+      'the fast path is off: a runtime lives where each sandbox mounts its own files',
+    )
+    return undefined
+  }
+  const shared = {
+    pythonPath,
+    ...(bubblewrap.stateDir === undefined ? {} : { stateDir: bubblewrap.stateDir }),
+    ...(bubblewrap.bwrapPath === undefined ? {} : { bwrapPath: bubblewrap.bwrapPath }),
+    ...(bubblewrap.pythonPath === undefined ? {} : { seccompPythonPath: bubblewrap.pythonPath }),
+    ...(bubblewrap.firstSandboxUid === undefined
+      ? {}
+      : { firstSandboxUid: bubblewrap.firstSandboxUid }),
+    ...(bubblewrap.sandboxUidCount === undefined
+      ? {}
+      : { sandboxUidCount: bubblewrap.sandboxUidCount }),
+    ...(bubblewrap.cgroupParent === undefined ? {} : { cgroupParent: bubblewrap.cgroupParent }),
+    ...(bubblewrap.cpuQuotaCores === undefined ? {} : { cpuQuotaCores: bubblewrap.cpuQuotaCores }),
+    ...(bubblewrap.cpuPollMs === undefined ? {} : { cpuPollMs: bubblewrap.cpuPollMs }),
+    ...(fastPath.maxRunsPerServer === undefined
+      ? {}
+      : { maxRunsPerServer: fastPath.maxRunsPerServer }),
+    ...(fastPath.maxServerAgeMs === undefined ? {} : { maxServerAgeMs: fastPath.maxServerAgeMs }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  }
+  const baseEnv = { HOME: '/tmp', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' }
+  const [python, bash] = await Promise.all([
+    ForkServerBackend.create({
+      ...shared,
+      image: 'python',
+      mounts: runtimes.python.mounts,
+      childFiles: runtimes.python.files,
+      env: { ...runtimes.python.env, ...baseEnv },
+      ...(fastPath.preload === undefined ? {} : { preload: fastPath.preload }),
+    }),
+    ForkServerBackend.create({
+      ...shared,
+      image: 'bash',
+      mounts: runtimes.bash.mounts,
+      childFiles: runtimes.bash.files,
+      env: { ...runtimes.bash.env, ...baseEnv },
+      preload: [],
+    }),
+  ])
+  return { python, bash }
 }
 
 interface ValidatedRun {

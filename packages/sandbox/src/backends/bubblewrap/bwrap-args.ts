@@ -4,9 +4,11 @@ import { sandboxUid, sandboxWorkdir } from '../../policy/policy.ts'
 
 /** Descriptors the launcher hands bubblewrap, by their number in bwrap's process. */
 export interface BwrapDescriptors {
-  workdir: number
-  seccomp: number
-  jsonStatus: number
+  /** The workdir to bind at /work; without it, /work is an empty directory (a fork server's). */
+  workdir?: number
+  /** The seccomp filter; only a fork server, which runs no user code, goes without one. */
+  seccomp?: number
+  jsonStatus?: number
 }
 
 /** Files hutch writes once per backend and shows every sandbox. */
@@ -29,6 +31,22 @@ const hostNetworkFiles = [
   '/etc/ca-certificates',
   '/etc/pki',
 ] as const
+
+/** Device nodes of a fork server's /dev: those of bwrap's `--dev` but the terminals. */
+const forkServerDevices = [
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/tty',
+] as const
+const devLinks = {
+  '/dev/fd': '/proc/self/fd',
+  '/dev/stdin': '/proc/self/fd/0',
+  '/dev/stdout': '/proc/self/fd/1',
+  '/dev/stderr': '/proc/self/fd/2',
+} as const
 
 /**
  * The host's root-level directories that merged-/usr turns into symlinks (`/bin -> usr/bin`),
@@ -59,6 +77,11 @@ export interface BwrapLayout {
   tmpBytes: number
   /** Size of the private /dev/shm, bytes. */
   shmBytes: number
+  /**
+   * Keep every capability inside the sandbox's own user namespace: only for a fork server, which
+   * needs them to give each child its own namespaces and mounts, and whose children drop them all.
+   */
+  keepCapabilities?: boolean
 }
 
 /**
@@ -71,11 +94,12 @@ export function buildBwrapArgs(policy: Policy, layout: BwrapLayout): string[] {
   const args: string[] = [
     '--unshare-all',
     '--unshare-user',
-    '--disable-userns',
+    // A fork server must be able to return to its own pid namespace (setns) after each fork,
+    // which a nested user namespace would forbid; its children cannot make one (seccomp).
+    ...(layout.keepCapabilities === true ? [] : ['--disable-userns']),
     '--die-with-parent',
     '--new-session',
-    '--cap-drop',
-    'ALL',
+    ...(layout.keepCapabilities === true ? ['--cap-add', 'ALL'] : ['--cap-drop', 'ALL']),
     '--uid',
     String(sandboxUid),
     '--gid',
@@ -105,14 +129,27 @@ export function buildBwrapArgs(policy: Policy, layout: BwrapLayout): string[] {
   }
 
   args.push('--proc', '/proc')
-  args.push('--dev', '/dev')
+  if (layout.keepCapabilities === true) {
+    // `--dev` needs a devpts mount, for which bwrap nests a second user namespace; a fork server
+    // in a nested one could not return to its own pid namespace after a fork (setns needs the
+    // rights of the namespace's owner). The same devices, bound one by one, need no devpts.
+    args.push('--size', '65536', '--tmpfs', '/dev')
+    for (const device of forkServerDevices) args.push('--dev-bind', device, device)
+    for (const [name, target] of Object.entries(devLinks)) args.push('--symlink', target, name)
+    args.push('--dir', '/dev/shm', '--dir', '/dev/pts', '--symlink', 'pts/ptmx', '/dev/ptmx')
+  } else {
+    args.push('--dev', '/dev')
+  }
   args.push('--size', String(layout.tmpBytes), '--tmpfs', '/tmp')
   args.push('--size', String(layout.shmBytes), '--tmpfs', '/dev/shm')
-  args.push('--bind-fd', String(layout.fds.workdir), sandboxWorkdir)
+  if (layout.fds.workdir === undefined) args.push('--dir', sandboxWorkdir)
+  else args.push('--bind-fd', String(layout.fds.workdir), sandboxWorkdir)
   args.push('--chdir', sandboxWorkdir)
   args.push('--remount-ro', '/')
-  args.push('--seccomp', String(layout.fds.seccomp))
-  args.push('--json-status-fd', String(layout.fds.jsonStatus))
+  if (layout.fds.seccomp !== undefined) args.push('--seccomp', String(layout.fds.seccomp))
+  if (layout.fds.jsonStatus !== undefined) {
+    args.push('--json-status-fd', String(layout.fds.jsonStatus))
+  }
   return args
 }
 

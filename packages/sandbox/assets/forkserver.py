@@ -1,0 +1,496 @@
+"""hutch fork server ("zygote"): one long-lived interpreter that never runs user code.
+
+It runs inside its own bubblewrap sandbox (own user, pid, mount and network namespaces, no
+capability outside them), imports the heavy libraries once, and forks one child per prepared
+sandbox. Each child, before any request reaches it, takes new mount, network, IPC and UTS
+namespaces (and a new pid namespace, as pid 1), mounts a fresh /proc, /tmp, /dev/shm and a
+workdir of bounded size, connects its stdin, stdout and stderr to the hutch server, hides the
+server's socket, drops every capability, sets no-new-privs and loads the seccomp filter. Then it
+waits for its one request: run Python in this interpreter (its imports are already done), or exec
+another program.
+
+Protocol with the server, on this process's stdin (commands) and stdout (events), one JSON
+object per line:
+  -> {"op": "spawn", "id", "network", "diskBytes", "tmpBytes", "shmBytes", "openFiles", "fileSizeBytes"}
+  <- {"ev": "ready", "id", "pid"}        pid in this process's pid namespace
+  <- {"ev": "failed", "id", "reason"}    the child could not set itself up
+  <- {"ev": "exit", "id", "code"|"signal"}
+  -> {"op": "stop"}
+Each child connects three times to the server's socket, sending {"id", "stream"} on each first
+("stdin", "stdout", "stderr"). The request arrives on the stdin connection: 4 bytes of big-endian
+length, then JSON {"mode": "python"|"exec", "argv", "env", "cpuSeconds"}; what follows is the
+program's stdin.
+"""
+
+import ctypes
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+
+CONFIG_PATH = "/tmp/.hutch/config.json"
+if sys.argv[1:] != ["clean"]:
+    # Start again with an empty environment: every sandbox's pid 1 is a fork of this process, and
+    # /proc/1/environ must show nothing (bwrap sets PWD whatever it is told).
+    os.execve(sys.executable, [sys.executable, "-I", os.path.abspath(__file__), "clean"], {})
+with open(CONFIG_PATH, "rb") as _file:
+    CONFIG = json.load(_file)
+os.environ.update(CONFIG.get("env", {}))
+SOCKET_PATH = CONFIG["socket"]
+SOCKET_DIR = os.path.dirname(SOCKET_PATH)
+WORKDIR = CONFIG.get("workdir", "/work")
+SANDBOX_UID = CONFIG.get("uid", 1000)
+SECCOMP = {}
+for _network, _path in CONFIG.get("seccomp", {}).items():
+    with open(_path, "rb") as _file:
+        SECCOMP[_network] = _file.read()
+FILES = []
+for _target, _path in CONFIG.get("files", {}).items():
+    with open(_path, "rb") as _file:
+        FILES.append((_target, _file.read()))
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def check(result, what):
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def mount(source, target, fstype, flags, data=None):
+    check(
+        libc.mount(
+            source.encode(),
+            target.encode(),
+            None if fstype is None else fstype.encode(),
+            flags,
+            None if data is None else data.encode(),
+        ),
+        f"mount {target}",
+    )
+
+
+def send_event(event):
+    data = (json.dumps(event) + "\n").encode()
+    while data:
+        data = data[os.write(1, data):]
+
+
+# ---------------------------------------------------------------------------------------------
+# In the child: become a sandbox, then wait for the request.
+
+
+def loopback_up():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl_ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
+        fcntl_ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def fcntl_ioctl(fd, request, arg):
+    import fcntl
+
+    return fcntl.ioctl(fd, request, arg)
+
+
+def drop_capabilities():
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last_cap + 1):
+        check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding capability")
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = Header(0x20080522, 0)
+    data = (Data * 2)()
+    check(libc.capset(ctypes.byref(header), data), "capset")
+
+
+def load_seccomp(program):
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+
+
+def connect(child_id, stream):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(SOCKET_PATH)
+    sock.sendall((json.dumps({"id": child_id, "stream": stream}) + "\n").encode())
+    return sock
+
+
+def become_sandbox(spec):
+    """Everything a child does before its request: namespaces, mounts, identity, filters."""
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    streams = {name: connect(spec["id"], name) for name in ("stdin", "stdout", "stderr")}
+    # The server's socket is gone from this sandbox's view, and a fresh /tmp covers the fork
+    # server's own files: user code can reach neither.
+    check(libc.umount2(SOCKET_DIR.encode(), MNT_DETACH), "hide the server socket")
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmpBytes']},mode=1777")
+    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['shmBytes']},mode=1777")
+    mount(
+        "tmpfs",
+        WORKDIR,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={spec['diskBytes']},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_UID}",
+    )
+    for target, content in FILES:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+        os.write(fd, content)
+        os.close(fd)
+    socket.sethostname("hutch")
+    if spec["network"] == "loopback":
+        loopback_up()
+    # Sibling sandboxes share /dev; nobody writes to it but through its device nodes.
+    mount("none", "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.setsid()
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    open_files = min(spec["openFiles"], resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (spec["fileSizeBytes"], spec["fileSizeBytes"]))
+    drop_capabilities()
+    load_seccomp(SECCOMP[spec["network"]])
+    return streams
+
+
+def receive_request(sock):
+    """Input files, then the request. Files arrive as frames: {"op": "open", "path"}, then
+    {"op": "data", "size"} followed by that many bytes, repeated, then {"op": "close"}; {"op":
+    "sync"} asks for "ok" (or the first error) on the same connection. The workdir is fresh and
+    nothing but this code has touched it: plain calls are safe here."""
+
+    def exactly(count):
+        chunks = []
+        while count > 0:
+            chunk = sock.recv(min(count, 1 << 20))
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)
+
+    def frame():
+        (length,) = struct.unpack(">I", exactly(4))
+        return json.loads(exactly(length))
+
+    os.umask(0o022)
+    current = None
+    failure = None
+    while True:
+        message = frame()
+        op = message["op"]
+        if op == "run":
+            return message
+        if op == "open":
+            target = os.path.join(WORKDIR, message["path"])
+            try:
+                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                if os.path.lexists(target):
+                    os.unlink(target)
+                current = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            except OSError as error:
+                failure = failure or f"{message['path']}: {error.strerror}"
+                current = None
+        elif op == "data":
+            data = exactly(message["size"])
+            if current is not None:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(current, view):]
+                except OSError as error:
+                    failure = failure or f"{error.strerror}"
+                    os.close(current)
+                    current = None
+        elif op == "close":
+            if current is not None:
+                os.close(current)
+                current = None
+        elif op == "sync":
+            sock.sendall(b"ok\n" if failure is None else f"error: {failure}\n".encode())
+            failure = None
+
+
+def reseed():
+    """Forked children share the fork server's generator states: give each its own."""
+    import random
+
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def run_python(request):
+    import atexit
+    import io
+    import runpy
+    import threading
+    import traceback
+
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+    )
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    script = request["argv"][0]
+    sys.argv = list(request["argv"])
+    sys.path[0] = os.path.dirname(script)
+    code = 0
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as stop:
+        if stop.code is None:
+            code = 0
+        elif isinstance(stop.code, int):
+            code = stop.code
+        else:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except BaseException as error:  # noqa: BLE001 - the script's own uncaught exception
+        tb = error.__traceback__
+        # Show the traceback as `python3 script.py` would: from the script's frame down.
+        while tb is not None and tb.tb_frame.f_code.co_filename != script:
+            tb = tb.tb_next
+        traceback.print_exception(type(error), error, tb if tb is not None else error.__traceback__)
+        code = 1
+    try:
+        threading._shutdown()
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        pass
+    os._exit(code & 0xFF)
+
+
+def child_main(spec, ready_fd):
+    """Pid 1 of the new sandbox: sets it up, forks the process that will run the program (pid 2,
+    so that the program gets signals as any process does, not with init's immunity), then reaps
+    every orphan and ends with the program, reporting a death by signal N as 128+N, as bwrap's
+    init does."""
+    try:
+        streams = become_sandbox(spec)
+        program = os.fork()
+    except BaseException as error:  # noqa: BLE001
+        os.write(ready_fd, ("failed: " + str(error)).encode()[:1000])
+        os._exit(125)
+    if program == 0:
+        os.close(ready_fd)
+        run_program(streams)
+    for stream in streams.values():
+        stream.close()
+    set_title(b"hutch-sandbox-init")
+    os.write(ready_fd, b"ok")
+    os.closerange(0, 65536)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(125)
+        if pid == program:
+            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+
+def set_title(title):
+    """Shows `title` as this process's /proc/PID/cmdline (the fork server's argv otherwise)."""
+    fields = open("/proc/self/stat", "rb").read().rsplit(b")", 1)[1].split()
+    # Fields 48 and 49 of stat (arg_start, arg_end); the split starts at field 3.
+    start, end = int(fields[45]), int(fields[46])
+    size = end - start
+    if size > len(title):
+        ctypes.memset(start, 0, size)
+        ctypes.memmove(start, title, len(title))
+
+
+def run_program(streams):
+    try:
+        request = receive_request(streams["stdin"])
+    except BaseException:  # noqa: BLE001 - released unused, or the server went away
+        os._exit(125)
+    for number, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        os.dup2(streams[name].fileno(), number, inheritable=True)
+        # dup2 onto its own number changes nothing: a socket already at 0-2 keeps O_CLOEXEC.
+        os.set_inheritable(number, True)
+    os.closerange(3, 65536)
+    os.chdir(WORKDIR)
+    import resource
+
+    cpu_seconds = request.get("cpuSeconds")
+    if cpu_seconds is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    os.environ.clear()
+    os.environ.update(request["env"])
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if request["mode"] == "exec":
+        # Python ignores these; a program it execs would inherit that.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    if request["mode"] == "python":
+        reseed()
+        run_python(request)
+    try:
+        os.execve(request["argv"][0], request["argv"], request["env"])
+    except OSError as error:
+        os.write(2, f"hutch: cannot run {request['argv'][0]}: {error.strerror}\n".encode())
+        os._exit(127)
+
+
+# ---------------------------------------------------------------------------------------------
+# In the fork server.
+
+
+def preload():
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    for name in CONFIG.get("preload", []):
+        try:
+            __import__(name)
+        except Exception as error:  # noqa: BLE001 - a missing library only costs speed
+            print(f"hutch fork server: cannot preload {name}: {error}", file=sys.stderr)
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.font_manager
+
+        matplotlib.font_manager.fontManager.findfont("DejaVu Sans")
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def spawn(spec, own_pid_ns, children, ready):
+    read_fd, write_fd = os.pipe()
+    # One fork per sandbox: the child is pid 1 of a new pid namespace, and we return to our own.
+    check(libc.unshare(CLONE_NEWPID), "unshare pid")
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0:
+            check(libc.setns(own_pid_ns, CLONE_NEWPID), "setns pid")
+    if pid == 0:
+        os.close(read_fd)
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1):
+            os.dup2(null, fd)
+        os.close(null)
+        os.close(own_pid_ns)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        child_main(spec, write_fd)
+        os._exit(125)
+    os.close(write_fd)
+    children[pid] = spec["id"]
+    ready[read_fd] = (pid, spec["id"])
+
+
+def main():
+    preload()
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children = {}
+    ready = {}
+    commands = b""
+    send_event({"ev": "hello", "pid": os.getpid()})
+    while True:
+        readable, _, _ = select.select([0, wake_read, *ready], [], [])
+        for fd in readable:
+            if fd == wake_read:
+                os.read(wake_read, 4096)
+            elif fd == 0:
+                chunk = os.read(0, 65536)
+                if not chunk:
+                    return
+                commands += chunk
+                while b"\n" in commands:
+                    line, commands = commands.split(b"\n", 1)
+                    command = json.loads(line)
+                    if command["op"] == "stop":
+                        return
+                    if command["op"] == "spawn":
+                        try:
+                            spawn(command, own_pid_ns, children, ready)
+                        except OSError as error:
+                            send_event({"ev": "failed", "id": command["id"], "reason": str(error)})
+            else:
+                pid, child_id = ready.pop(fd)
+                message = os.read(fd, 1024)
+                os.close(fd)
+                if message == b"ok":
+                    send_event({"ev": "ready", "id": child_id, "pid": pid})
+                else:
+                    send_event({"ev": "failed", "id": child_id, "reason": message.decode(errors="replace")})
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            child_id = children.pop(pid, None)
+            if child_id is None:
+                continue
+            if os.WIFSIGNALED(status):
+                send_event({"ev": "exit", "id": child_id, "signal": os.WTERMSIG(status)})
+            else:
+                send_event({"ev": "exit", "id": child_id, "code": os.WEXITSTATUS(status)})
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except OSError as error:
+        if error.errno != errno.EPIPE:
+            raise

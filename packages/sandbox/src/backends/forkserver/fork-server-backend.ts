@@ -1,0 +1,620 @@
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import type { Socket } from 'node:net'
+import path from 'node:path'
+import type { NetworkMode } from '@hutch/protocol'
+import type { CgroupManager, RunCgroup } from '../../cgroups/cgroups.ts'
+import { detectCgroups } from '../../cgroups/cgroups.ts'
+import type { Logger } from '../../logger.ts'
+import { silentLogger } from '../../logger.ts'
+import type { Limits } from '../../policy/limits.ts'
+import type { Mount } from '../../policy/policy.ts'
+import { sandboxWorkdir } from '../../policy/policy.ts'
+import { BoundedOutput, OutputBudget } from '../../process/bounded-output.ts'
+import type { SandboxFile } from '../../runtimes/matplotlib-font-cache.ts'
+import { SandboxError } from '../../sandbox-error.ts'
+import { buildSeccompFilter } from '../../seccomp/seccomp.ts'
+import type { ProcessResult, Slot, SlotFile, SlotOptions, SlotRunSpec } from '../backend.ts'
+import { defaultSandboxStateDir } from '../bubblewrap/bubblewrap-backend.ts'
+import { describeRootLinks } from '../bubblewrap/bwrap-args.ts'
+import { UidPool } from '../bubblewrap/uid-pool.ts'
+import { decideStatus, decodeExit, signalName } from '../process-exit.ts'
+import type { ForkChild } from './fork-server.ts'
+import { ForkServer } from './fork-server.ts'
+
+/** How the fork-server fast path is set up. */
+export interface ForkServerOptions {
+  /** The bubblewrap backend's state directory (workdirs, uids, shared files); same default. */
+  stateDir?: string
+  bwrapPath?: string
+  /** Which runtime's files it mounts (`python`, `bash`): names its fork servers. */
+  image: string
+  /** The interpreter of the fork server: the python runtime's. */
+  pythonPath: string
+  /** The Python with libseccomp's binding that builds the filters; default `/usr/bin/python3`. */
+  seccompPythonPath?: string
+  firstSandboxUid?: number
+  sandboxUidCount?: number
+  cgroupParent?: string
+  cpuQuotaCores?: number
+  cpuPollMs?: number
+  /** Read-only host paths every runtime needs: the union of the runtimes' mounts. */
+  mounts: readonly Mount[]
+  /** Files each child gets (the matplotlib font cache). */
+  childFiles: readonly SandboxFile[]
+  /** The python runtime's environment, the fork server's own. */
+  env: Readonly<Record<string, string>>
+  /** Modules the fork server imports before forking; default numpy, pandas, matplotlib.pyplot. */
+  preload?: readonly string[]
+  /** A fork server is replaced after this many children; default 500. */
+  maxRunsPerServer?: number
+  /** ... or after this long, milliseconds; default 10 minutes. */
+  maxServerAgeMs?: number
+  /** Memory of the fork server itself (its children have their own cgroups); default 1 GiB. */
+  serverMemoryBytes?: number
+  logger?: Logger
+}
+
+interface ForkServerConfig {
+  stateDir: string
+  bwrapPath: string
+  pythonPath: string
+  cpuQuotaCores: number
+  cpuPollMs: number
+  maxRunsPerServer: number
+  maxServerAgeMs: number
+  serverMemoryBytes: number
+  preload: readonly string[]
+}
+
+/** Largest data frame of an input file sent to a child. */
+const maxFrameBytes = 1024 * 1024
+
+/** A host file to stream into a sandbox: a regular file, or a clear error. */
+async function openHostFile(hostPath: string): Promise<AsyncIterable<Uint8Array>> {
+  let handle: fsp.FileHandle
+  try {
+    handle = await fsp.open(hostPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') {
+      throw new SandboxError('file_not_found', 'host file does not exist', {}, { cause: error })
+    }
+    throw new SandboxError('invalid_request', 'cannot open host file', { code }, { cause: error })
+  }
+  if (!(await handle.stat()).isFile()) {
+    await handle.close()
+    throw new SandboxError('invalid_request', 'host path is not a regular file')
+  }
+  return handle.createReadStream()
+}
+
+/** Reads one line (at most 4 KiB) from a paused socket, leaving it paused. */
+function readLine(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8')
+      const end = text.indexOf('\n')
+      if (end >= 0 || text.length > 4096) {
+        done()
+        resolve(end >= 0 ? text.slice(0, end) : text)
+      }
+    }
+    const onEnd = (): void => {
+      done()
+      reject(new SandboxError('backend_unavailable', 'the sandbox closed its connection'))
+    }
+    const done = (): void => {
+      socket.off('data', onData)
+      socket.off('end', onEnd)
+      socket.off('close', onEnd)
+      socket.pause()
+    }
+    socket.on('data', onData)
+    socket.once('end', onEnd)
+    socket.once('close', onEnd)
+    socket.resume()
+  })
+}
+
+const defaultPreload = ['numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot']
+
+/**
+ * Prepares sandboxes by forking them from a fork server (DESIGN section 4, "the fast path"):
+ * each slot is a child that already has its namespaces, mounts, cgroup, filters and connections,
+ * so a run costs one message. Slots have the isolation of the bubblewrap backend's; only the
+ * network modes `none` and `loopback` are served (a slot's network is fixed when it is prepared).
+ */
+export class ForkServerBackend {
+  readonly name = 'forkserver'
+  readonly #config: ForkServerConfig
+  readonly #options: ForkServerOptions
+  readonly #cgroups: CgroupManager
+  readonly #uids: UidPool | undefined
+  readonly #logger: Logger
+  #current: Promise<ForkServer> | undefined
+  readonly #servers = new Set<ForkServer>()
+  readonly #serverUids = new Map<ForkServer, { uid: number; cgroup: RunCgroup }>()
+  #closed = false
+  /** Fork servers started, and those that died without being asked to stop. */
+  readonly stats = { started: 0, crashed: 0, recycled: 0 }
+
+  private constructor(
+    config: ForkServerConfig,
+    options: ForkServerOptions,
+    cgroups: CgroupManager,
+    uids: UidPool | undefined,
+    logger: Logger,
+  ) {
+    this.#config = config
+    this.#options = options
+    this.#cgroups = cgroups
+    this.#uids = uids
+    this.#logger = logger
+  }
+
+  /** Sets the fast path up; the first fork server starts on the first `prepare`. */
+  static async create(options: ForkServerOptions): Promise<ForkServerBackend> {
+    const logger = options.logger ?? silentLogger
+    const asRoot = process.getuid?.() === 0
+    const stateDir = path.resolve(options.stateDir ?? defaultSandboxStateDir())
+    const detected = await detectCgroups({
+      logger,
+      ...(options.cgroupParent === undefined ? {} : { parentName: options.cgroupParent }),
+    })
+    if (!detected.ok) {
+      throw new SandboxError(
+        'backend_unavailable',
+        `cgroups cannot limit runs here: ${detected.reason}`,
+      )
+    }
+    const uids = asRoot
+      ? new UidPool(
+          options.firstSandboxUid ?? 2_000_000_000,
+          options.sandboxUidCount ?? 4096,
+          path.join(stateDir, 'uids'),
+        )
+      : undefined
+    const config: ForkServerConfig = Object.freeze({
+      stateDir,
+      bwrapPath: options.bwrapPath ?? '/usr/bin/bwrap',
+      pythonPath: options.pythonPath,
+      cpuQuotaCores: options.cpuQuotaCores ?? 1,
+      cpuPollMs: options.cpuPollMs ?? 100,
+      maxRunsPerServer: options.maxRunsPerServer ?? 500,
+      maxServerAgeMs: options.maxServerAgeMs ?? 10 * 60_000,
+      serverMemoryBytes: options.serverMemoryBytes ?? 1024 ** 3,
+      preload: options.preload ?? defaultPreload,
+    })
+    return new ForkServerBackend(config, options, detected.manager, uids, logger)
+  }
+
+  /** Whether a run with this network and these extra mounts can run in a fork server's child. */
+  serves(network: NetworkMode, extraMounts: readonly Mount[]): boolean {
+    return (network === 'none' || network === 'loopback') && extraMounts.length === 0
+  }
+
+  /** Starts the fork server now rather than on the first `prepare`. */
+  async warmUp(): Promise<void> {
+    await this.#server()
+  }
+
+  async prepare(options: SlotOptions & { network: 'none' | 'loopback' }): Promise<Slot> {
+    if (this.#closed) throw new SandboxError('backend_unavailable', 'the fast path is closed')
+    const server = await this.#server()
+    const owner = this.#serverUids.get(server)
+    const cgroup = await this.#cgroups.create(options.runId, {
+      memoryBytes: options.limits.memoryBytes,
+      pids: options.limits.pids,
+      cpuQuotaCores: this.#config.cpuQuotaCores,
+    })
+    let child: ForkChild | undefined
+    let workdirFd: number | undefined
+    try {
+      child = await server.spawn(options.runId, {
+        network: options.network,
+        diskBytes: Math.max(options.limits.diskBytes, 4096),
+        tmpBytes: Math.max(options.limits.diskBytes, 4096),
+        shmBytes: Math.max(Math.min(options.limits.memoryBytes, 64 * 1024 * 1024), 4096),
+        openFiles: Math.max(options.limits.openFiles, 16),
+        fileSizeBytes: options.limits.fileSizeBytes,
+      })
+      for (const pid of child.hostPids) await cgroup.addProcess(pid)
+      // The child's workdir lives in its own mount namespace; this descriptor keeps it reachable
+      // (and alive) after the child is gone, for the output files.
+      workdirFd = fs.openSync(
+        `/proc/${child.hostPids[0]}/root${sandboxWorkdir}`,
+        fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
+      )
+      const uid = owner?.uid ?? process.getuid?.() ?? 0
+      const stat = fs.fstatSync(workdirFd)
+      if (stat.uid !== uid) {
+        throw new SandboxError('backend_unavailable', 'a fork server child has a foreign workdir')
+      }
+      return new ForkSlot(this, server, options, options.network, child, cgroup, workdirFd, uid)
+    } catch (error) {
+      if (workdirFd !== undefined) fs.closeSync(workdirFd)
+      await cgroup.destroy().catch(() => {})
+      if (child !== undefined) await child.exited
+      throw error
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    await Promise.all([...this.#servers].map((server) => this.#retire(server)))
+  }
+
+  /** Fork servers alive now. */
+  get servers(): number {
+    return this.#servers.size
+  }
+
+  /** @internal The settings slots run with. */
+  get config(): Readonly<ForkServerConfig> {
+    return this.#config
+  }
+
+  /** @internal Stops a fork server once its last child is gone. */
+  async childGone(server: ForkServer): Promise<void> {
+    if (!server.alive) return
+    if (this.#servers.has(server) && server.liveChildren === 0 && !this.#isCurrent(server)) {
+      await this.#retire(server)
+    }
+  }
+
+  /** @internal The fork server of a slot, for tests that kill it. */
+  serverOf(slot: Slot): ForkServer | undefined {
+    return slot instanceof ForkSlot ? slot.server : undefined
+  }
+
+  #currentServer: ForkServer | undefined
+
+  get #seccompPython(): string {
+    return this.#options.seccompPythonPath ?? '/usr/bin/python3'
+  }
+
+  #isCurrent(server: ForkServer): boolean {
+    return this.#currentServer === server
+  }
+
+  async #server(): Promise<ForkServer> {
+    const current = this.#currentServer
+    if (current !== undefined) {
+      const worn =
+        current.spawned >= this.#config.maxRunsPerServer ||
+        Date.now() - current.startedAt >= this.#config.maxServerAgeMs
+      if (current.alive && !worn) return current
+      if (worn && current.alive) {
+        this.stats.recycled++
+        this.#currentServer = undefined
+        this.#current = undefined
+        if (current.liveChildren === 0) void this.#retire(current)
+      } else {
+        this.#currentServer = undefined
+        this.#current = undefined
+      }
+    }
+    this.#current ??= this.#startServer().then(
+      (server) => {
+        this.#currentServer = server
+        return server
+      },
+      (error: unknown) => {
+        this.#current = undefined
+        throw error
+      },
+    )
+    return this.#current
+  }
+
+  async #startServer(): Promise<ForkServer> {
+    const id = `forkserver-${this.#options.image}-${randomUUID()}`.slice(0, 64)
+    const uid = this.#uids?.acquire()
+    let cgroup: RunCgroup | undefined
+    try {
+      cgroup = await this.#cgroups.create(id, {
+        memoryBytes: this.#config.serverMemoryBytes,
+        pids: 1024,
+        cpuQuotaCores: this.#config.cpuQuotaCores,
+      })
+      const [none, loopback] = await Promise.all([
+        buildSeccompFilter({ network: 'none' }, { pythonPath: this.#seccompPython }),
+        buildSeccompFilter({ network: 'loopback' }, { pythonPath: this.#seccompPython }),
+      ])
+      const server = await ForkServer.start({
+        id,
+        bwrapPath: this.#config.bwrapPath,
+        pythonPath: this.#config.pythonPath,
+        uid,
+        gid: uid,
+        cgroup,
+        socketDir: path.join(this.#config.stateDir, 'forkservers', id),
+        hostFiles: {
+          passwd: path.join(this.#config.stateDir, 'etc', 'passwd'),
+          group: path.join(this.#config.stateDir, 'etc', 'group'),
+        },
+        rootLinks: describeRootLinks(),
+        mounts: this.#options.mounts,
+        childFiles: this.#options.childFiles,
+        env: this.#options.env,
+        seccomp: { none, loopback },
+        preload: this.#config.preload,
+        logger: this.#logger,
+      })
+      this.stats.started++
+      this.#servers.add(server)
+      this.#serverUids.set(server, { uid: uid ?? process.getuid?.() ?? 0, cgroup })
+      server.onExit((reason) => {
+        if (!this.#closed && this.#servers.has(server) && !reason.includes('was stopped')) {
+          this.stats.crashed++
+          this.#logger.warn({ forkServer: id, reason }, 'a fork server died; starting another')
+        }
+        if (this.#currentServer === server) {
+          this.#currentServer = undefined
+          this.#current = undefined
+        }
+        void this.#retire(server)
+      })
+      return server
+    } catch (error) {
+      await cgroup?.destroy().catch(() => {})
+      if (uid !== undefined) this.#uids?.release(uid)
+      throw error
+    }
+  }
+
+  async #retire(server: ForkServer): Promise<void> {
+    const owner = this.#serverUids.get(server)
+    if (!this.#servers.delete(server)) return
+    this.#serverUids.delete(server)
+    await server.stop().catch(() => {})
+    await owner?.cgroup.destroy().catch(() => {})
+    fs.rmSync(path.join(this.#config.stateDir, 'forkservers', server.id), {
+      recursive: true,
+      force: true,
+    })
+    if (owner !== undefined && this.#uids !== undefined) this.#uids.release(owner.uid)
+  }
+}
+
+/** One child of a fork server, prepared for one run. */
+class ForkSlot implements Slot {
+  readonly runId: string
+  readonly limits: Limits
+  readonly network: 'none' | 'loopback'
+  readonly workdir: string
+  readonly uid: number
+  readonly gid: number
+  readonly server: ForkServer
+  readonly #backend: ForkServerBackend
+  readonly #child: ForkChild
+  readonly #cgroup: RunCgroup
+  readonly #workdirFd: number
+  #state: 'ready' | 'running' | 'used' | 'released' = 'ready'
+
+  constructor(
+    backend: ForkServerBackend,
+    server: ForkServer,
+    options: SlotOptions,
+    network: 'none' | 'loopback',
+    child: ForkChild,
+    cgroup: RunCgroup,
+    workdirFd: number,
+    uid: number,
+  ) {
+    this.#backend = backend
+    this.server = server
+    this.runId = options.runId
+    this.limits = options.limits
+    this.network = network
+    this.#child = child
+    this.#cgroup = cgroup
+    this.#workdirFd = workdirFd
+    this.workdir = `/proc/self/fd/${workdirFd}`
+    this.uid = uid
+    this.gid = uid
+  }
+
+  async putFiles(files: readonly SlotFile[]): Promise<void> {
+    if (this.#state !== 'ready') {
+      throw new SandboxError('invalid_request', `this sandbox is ${this.#state}; each runs once`)
+    }
+    const socket = this.#child.stdin
+    const send = async (message: object, data?: Uint8Array): Promise<void> => {
+      const json = Buffer.from(JSON.stringify(message))
+      const header = Buffer.alloc(4)
+      header.writeUInt32BE(json.length)
+      const ok = socket.write(
+        data === undefined ? Buffer.concat([header, json]) : Buffer.concat([header, json, data]),
+      )
+      if (!ok) await once(socket, 'drain')
+    }
+    const sendData = async (chunk: Uint8Array): Promise<void> => {
+      for (let offset = 0; offset < chunk.length; offset += maxFrameBytes) {
+        const part = chunk.subarray(offset, offset + maxFrameBytes)
+        await send({ op: 'data', size: part.length }, part)
+      }
+    }
+    for (const file of files) {
+      await send({ op: 'open', path: file.path })
+      const content = file.content
+      if (typeof content === 'string') await sendData(Buffer.from(content))
+      else if (content instanceof Uint8Array) await sendData(content)
+      else {
+        const chunks = 'hostPath' in content ? await openHostFile(content.hostPath) : content
+        for await (const chunk of chunks as AsyncIterable<Uint8Array | string>) {
+          await sendData(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+        }
+      }
+      await send({ op: 'close' })
+    }
+    await send({ op: 'sync' })
+    const reply = await readLine(socket)
+    if (reply === 'ok') return
+    const message = reply.replace(/^error: /, '')
+    throw new SandboxError(
+      /No space|quota|too large/i.test(message) ? 'payload_too_large' : 'invalid_path',
+      `could not write the input files: ${message}`,
+    )
+  }
+
+  healthy(): boolean {
+    return this.#state === 'ready' && this.server.alive
+  }
+
+  async run(spec: SlotRunSpec): Promise<ProcessResult> {
+    if (this.#state !== 'ready') {
+      throw new SandboxError('invalid_request', `this sandbox is ${this.#state}; each runs once`)
+    }
+    if (spec.policy.network !== this.network) {
+      throw new SandboxError(
+        'invalid_request',
+        `this sandbox was prepared for network ${this.network}`,
+      )
+    }
+    if (!this.server.alive) {
+      throw new SandboxError('backend_unavailable', 'the fork server of this sandbox is gone')
+    }
+    this.#state = 'running'
+    try {
+      return await this.#supervise(spec)
+    } finally {
+      this.#state = 'used'
+    }
+  }
+
+  async #supervise(spec: SlotRunSpec): Promise<ProcessResult> {
+    const config = this.#backend.config
+    const limits = spec.policy.limits
+    const started = performance.now()
+    const budget = new OutputBudget(limits.outputBytes)
+    const stdout = new BoundedOutput(budget)
+    const stderr = new BoundedOutput(budget)
+    const child = this.#child
+    let stopReason: { status: ProcessResult['status']; reason: string } | undefined
+    const stop = (status: ProcessResult['status'], reason: string): void => {
+      if (stopReason !== undefined) return
+      stopReason = { status, reason }
+      this.#cgroup.killAll().catch(() => {})
+    }
+    const drained = (socket: typeof child.stdout): Promise<void> =>
+      new Promise((resolve) => {
+        if (socket.destroyed || socket.readableEnded) resolve()
+        socket.once('end', resolve)
+        socket.once('close', resolve)
+      })
+    child.stdout.on('data', (chunk: Buffer) => {
+      const kept = stdout.push(chunk)
+      if (kept.length > 0) spec.onStdout?.(kept)
+      if (budget.exceeded) stop('output_limit', `output passed ${limits.outputBytes} bytes`)
+    })
+    child.stderr.on('data', (chunk: Buffer) => {
+      const kept = stderr.push(chunk)
+      if (kept.length > 0) spec.onStderr?.(kept)
+      if (budget.exceeded) stop('output_limit', `output passed ${limits.outputBytes} bytes`)
+    })
+    const outputsDone = Promise.all([drained(child.stdout), drained(child.stderr)])
+    child.stdout.resume()
+    child.stderr.resume()
+
+    const [first, ...rest] = spec.argv
+    const inProcess = first === config.pythonPath && rest[0] === '-u'
+    const request = Buffer.from(
+      JSON.stringify({
+        op: 'run',
+        mode: inProcess ? 'python' : 'exec',
+        argv: inProcess ? rest.slice(1) : spec.argv,
+        env: spec.policy.env,
+        cpuSeconds: Math.ceil(limits.cpuTimeMs / 1000) + 1,
+      }),
+    )
+    const header = Buffer.alloc(4)
+    header.writeUInt32BE(request.length)
+    child.stdin.on('error', () => {})
+    child.stdin.write(Buffer.concat([header, request]))
+    if (spec.stdin !== undefined) child.stdin.write(spec.stdin)
+    child.stdin.end()
+
+    const wallTimer = setTimeout(
+      () => stop('timeout', `wall time passed ${limits.wallTimeMs} ms`),
+      limits.wallTimeMs,
+    )
+    const cpuTimer = setInterval(() => {
+      this.#cgroup
+        .stats()
+        .then((stats) => {
+          if (stats.cpuUsageMs > limits.cpuTimeMs) {
+            stop('timeout', `CPU time passed ${limits.cpuTimeMs} ms`)
+          } else if (stats.pidsLimitHit) {
+            stop('killed', `the run reached its limit of ${limits.pids} processes`)
+          }
+        })
+        .catch(() => {})
+    }, config.cpuPollMs)
+    const onAbort = (): void => stop('killed', 'the run was cancelled')
+    spec.signal?.addEventListener('abort', onAbort, { once: true })
+    if (spec.signal?.aborted === true) onAbort()
+    try {
+      const exit = await child.exited
+      // The child was pid 1 of its namespace: with it, every process of the run is gone; the
+      // cgroup is emptied all the same before a byte is read back.
+      await this.#cgroup.killAll()
+      await outputsDone
+      const stats = await this.#cgroup.stats()
+      const wallMs = Math.round(performance.now() - started)
+      if (!this.server.alive && stopReason === undefined && exit.signal === 9 && !stats.oomKilled) {
+        throw new SandboxError('backend_unavailable', 'the fork server died during the run')
+      }
+      const { exitCode, signal } =
+        exit.signal === null
+          ? decodeExit(exit.code, null)
+          : { exitCode: null, signal: signalName(exit.signal) }
+      const status = decideStatus(stopReason?.status, stats, exitCode, signal)
+      const reason = stats.oomKilled
+        ? `memory passed ${limits.memoryBytes} bytes`
+        : (stopReason?.reason ??
+          (stats.pidsLimitHit
+            ? `the run reached its limit of ${limits.pids} processes`
+            : undefined))
+      return {
+        status,
+        exitCode: stopReason === undefined ? exitCode : exitCode === 0 ? null : exitCode,
+        signal,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+        usage: {
+          wallMs,
+          cpuMs: Math.round(stats.cpuUsageMs),
+          peakMemoryBytes: stats.peakMemoryBytes,
+        },
+        ...(reason === undefined ? {} : { reason }),
+      }
+    } finally {
+      clearTimeout(wallTimer)
+      clearInterval(cpuTimer)
+      spec.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.#state === 'released') return
+    this.#state = 'released'
+    try {
+      await this.#cgroup.destroy()
+      await this.#child.exited
+    } finally {
+      fs.closeSync(this.#workdirFd)
+      await this.#backend.childGone(this.server)
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release()
+  }
+}
