@@ -1,4 +1,4 @@
-import { constants } from 'node:fs'
+import fs, { constants } from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -56,8 +56,11 @@ export function isErrno(error: unknown, code: string): boolean {
 }
 
 /** Reads one cgroup file, trimmed. */
-export async function readCgroupFile(dir: string, file: string): Promise<string> {
-  return (await fsp.readFile(path.join(dir, file), 'utf8')).trim()
+export function readCgroupFile(dir: string, file: string): Promise<string> {
+  // The kernel writes a cgroup file's few bytes as it is read: a synchronous read takes ~15 µs,
+  // one through libuv's thread pool ~120 µs (stats read 11 of them per call).
+  // A throw in the executor rejects the promise.
+  return new Promise((resolve) => resolve(fs.readFileSync(path.join(dir, file), 'utf8').trim()))
 }
 
 /** Reads one cgroup file, trimmed, or undefined when the file (or the cgroup) does not exist. */
