@@ -30,6 +30,8 @@ import { BubblewrapProcess } from './bubblewrap-process.ts'
 import type { BwrapHostFiles } from './bwrap-args.ts'
 import { buildBwrapArgs, describeRootLinks, syntheticAccounts } from './bwrap-args.ts'
 import { UidPool } from './uid-pool.ts'
+import { gateScript } from './gate-script.ts'
+import { decideStatus, decodeExit } from '../process-exit.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -78,37 +80,28 @@ const fd = { args: 3, gate: 4, seccomp: 5, workdir: 6, jsonStatus: 7, firstMount
 const runIdPattern = /^[A-Za-z0-9_-]{1,64}$/
 
 /**
- * The launcher: a bash that waits until the server has moved it into the run's cgroup, closes
- * every descriptor it inherited but bubblewrap's, sets per-process limits, and becomes bwrap
- * with an empty environment.
+ * The launcher of one slot's program (see `gateScript`): a long-lived program (with control
+ * pipes) has no RLIMIT_CPU, its caller limits each unit of work.
  */
-function gateScript(
+function launcherScript(
   limits: Limits,
   keptFds: readonly number[],
   control?: { toProgram: number; fromProgram: number },
 ): string {
-  const fileSizeKiB = Math.ceil(limits.fileSizeBytes / 1024)
-  // A long-lived program's CPU is limited per unit of work by its caller, not per process.
-  const cpuLimit =
-    control === undefined ? ` && ulimit -t ${Math.ceil(limits.cpuTimeMs / 1000) + 1}` : ''
-  // bwrap itself needs a few descriptors while it sets the sandbox up.
-  const openFiles = Math.max(limits.openFiles, 16)
-  const kept =
-    control === undefined ? keptFds : [...keptFds, controlFds.toProgram, controlFds.fromProgram]
-  return [
-    `read -r _ <&${fd.gate} || exit 125`,
-    `exec ${fd.gate}<&-`,
-    ...(control === undefined
+  return gateScript(
+    {
+      openFiles: limits.openFiles,
+      fileSizeBytes: limits.fileSizeBytes,
+      cpuSeconds: control === undefined ? Math.ceil(limits.cpuTimeMs / 1000) + 1 : undefined,
+    },
+    control === undefined ? keptFds : [...keptFds, controlFds.toProgram, controlFds.fromProgram],
+    control === undefined
       ? []
       : [
-          `exec ${controlFds.toProgram}<&${control.toProgram} ${controlFds.fromProgram}>&${control.fromProgram} || exit 125`,
-        ]),
-    'for f in /proc/self/fd/*; do f=${f##*/}',
-    `  case " ${kept.join(' ')} " in *" $f "*) ;; *) eval "exec $f>&-" 2>/dev/null ;; esac`,
-    'done',
-    `ulimit -c 0 && ulimit -n ${openFiles} && ulimit -f ${fileSizeKiB}${cpuLimit} || exit 125`,
-    'exec -c "$@"',
-  ].join('\n')
+          `${controlFds.toProgram}<&${control.toProgram}`,
+          `${controlFds.fromProgram}>&${control.fromProgram}`,
+        ],
+  )
 }
 
 /**
@@ -362,7 +355,7 @@ export class BubblewrapBackend implements Backend {
           '--noprofile',
           '--norc',
           '-c',
-          gateScript(limits, keptFds, control),
+          launcherScript(limits, keptFds, control),
           'hutch-launcher',
           this.#config.bwrapPath,
           '--args',
@@ -690,59 +683,4 @@ function openForBind(source: string): number | undefined {
   } catch {
     return undefined
   }
-}
-
-/**
- * How a run ended, most telling cause first: a limit hutch enforced, then a death by signal,
- * then the exit code. A run that reached its process limit and still exited 0 (a fork bomb
- * whose parent returns at once) is `killed`: its processes were.
- */
-function decideStatus(
-  stoppedAs: RunStatus | undefined,
-  stats: CgroupStats,
-  exitCode: number | null,
-  signal: string | null,
-): RunStatus {
-  if (stoppedAs === 'timeout') return 'timeout'
-  if (stats.oomKilled) return 'memory_limit'
-  if (stoppedAs !== undefined) return stoppedAs
-  if (signal !== null) return 'killed'
-  if (exitCode !== 0) return 'error'
-  return stats.pidsLimitHit ? 'killed' : 'ok'
-}
-
-const signalNames: Record<number, string> = {
-  1: 'SIGHUP',
-  2: 'SIGINT',
-  3: 'SIGQUIT',
-  4: 'SIGILL',
-  5: 'SIGTRAP',
-  6: 'SIGABRT',
-  7: 'SIGBUS',
-  8: 'SIGFPE',
-  9: 'SIGKILL',
-  10: 'SIGUSR1',
-  11: 'SIGSEGV',
-  12: 'SIGUSR2',
-  13: 'SIGPIPE',
-  14: 'SIGALRM',
-  15: 'SIGTERM',
-  24: 'SIGXCPU',
-  25: 'SIGXFSZ',
-  31: 'SIGSYS',
-}
-
-/**
- * bwrap reports a program killed by signal N as exit code 128+N, as shells do; a signal of
- * bwrap's own means hutch killed the whole sandbox.
- */
-function decodeExit(
-  code: number | null,
-  signal: NodeJS.Signals | null,
-): { exitCode: number | null; signal: string | null } {
-  if (signal !== null) return { exitCode: null, signal }
-  if (code !== null && code > 128 && signalNames[code - 128] !== undefined) {
-    return { exitCode: null, signal: signalNames[code - 128] ?? null }
-  }
-  return { exitCode: code, signal: null }
 }

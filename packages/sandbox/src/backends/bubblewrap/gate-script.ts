@@ -12,10 +12,14 @@ export const gateFd = 4
 
 /**
  * The launcher: a bash that waits (on descriptor 4) until the server has moved it into its
- * cgroup, closes every descriptor it inherited but `keptFds`, sets per-process limits, and
- * becomes its arguments (bwrap) with an empty environment.
+ * cgroup, applies `redirects`, closes every descriptor it inherited but `keptFds`, sets
+ * per-process limits, and becomes its arguments (bwrap) with an empty environment.
  */
-export function gateScript(limits: GateLimits, keptFds: readonly number[]): string {
+export function gateScript(
+  limits: GateLimits,
+  keptFds: readonly number[],
+  redirects: readonly string[] = [],
+): string {
   const fileSizeKiB = Math.ceil(limits.fileSizeBytes / 1024)
   // bwrap itself needs a few descriptors while it sets the sandbox up.
   const openFiles =
@@ -24,6 +28,8 @@ export function gateScript(limits: GateLimits, keptFds: readonly number[]): stri
   return [
     `read -r _ <&${gateFd} || exit 125`,
     `exec ${gateFd}<&-`,
+    // Descriptors moved to the numbers the program expects (`60<&9`), before the others close.
+    ...(redirects.length === 0 ? [] : [`exec ${redirects.join(' ')} || exit 125`]),
     'for f in /proc/self/fd/*; do f=${f##*/}',
     `  case " ${keptFds.join(' ')} " in *" $f "*) ;; *) eval "exec $f>&-" 2>/dev/null ;; esac`,
     'done',

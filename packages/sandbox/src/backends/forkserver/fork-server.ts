@@ -295,7 +295,7 @@ export class ForkServer {
         try {
           resolve(this.#childOf(pending))
         } catch (childError) {
-          reject(childError)
+          reject(childError instanceof Error ? childError : new Error(String(childError)))
         }
       }
       this.#send({ op: 'spawn', id, ...spec })
