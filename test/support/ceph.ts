@@ -47,6 +47,7 @@ const directoryPrefix = 'hutch-ceph-'
 const startTimeoutMs = 60_000
 const stopTimeoutMs = 10_000
 const region = 'default'
+const commandAttempts = 5
 
 // One cluster per test file's worker, started at the first fresh bucket.
 let testCeph: Promise<CephS3> | undefined
@@ -132,7 +133,18 @@ export async function startCephS3(): Promise<CephS3> {
     for (const daemon of daemons) daemon.kill('SIGKILL')
   }
   process.on('exit', killAtExit)
-  const ceph = (...args: string[]) => run('ceph', ['-c', configPath, ...args])
+  // A command sent while the monitor is still settling is now and then refused ("problem
+  // getting command descriptions from mon"): tried again a few times.
+  const ceph = async (...args: string[]) => {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await run('ceph', ['-c', configPath, '--connect-timeout', '10', ...args])
+      } catch (error) {
+        if (attempt === commandAttempts) throw error
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
+      }
+    }
+  }
   const daemon = (command: string, args: string[]): ChildProcess => {
     const child = spawn(command, ['-f', '-c', configPath, ...args], { stdio: 'ignore' })
     child.on('error', () => {})

@@ -185,6 +185,9 @@ export function sendError(
   const appError = toHttpError(error)
   if (appError.code === 'internal') {
     request.log.error({ err: error }, 'request failed')
+  } else if (appError.code === 'backend_unavailable') {
+    // The answer says what failed; the cause (which server, which error) is the operator's.
+    request.log.warn({ err: error }, 'a dependency is unavailable')
   }
   const retryAfter = appError.details['retryAfterSeconds']
   if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter))

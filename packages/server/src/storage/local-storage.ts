@@ -254,8 +254,9 @@ export class LocalStorage implements Storage {
       return { ok: true }
     } catch (error) {
       const code = errnoCode(error)
-      const message = error instanceof Error ? error.message : String(error)
-      return { ok: false, reason: `local storage at ${this.rootDir}: ${code ?? message}` }
+      // /ready is public: the reason names the failure, not the directory.
+      const cause = code ?? (error instanceof AppError ? error.message : 'unusable')
+      return { ok: false, reason: `local storage: ${cause}` }
     } finally {
       this.#tempFilesInUse.delete(probeName)
     }

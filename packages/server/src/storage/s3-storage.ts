@@ -292,7 +292,8 @@ export class S3Storage implements Storage {
       await this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }))
       return { ok: true }
     } catch (error) {
-      return { ok: false, reason: `S3 bucket ${this.bucket}: ${describeS3Error(error)}` }
+      // /ready is public: the reason names the failure, not the endpoint.
+      return { ok: false, reason: `S3 bucket ${this.bucket}: ${unavailabilityOf(error)}` }
     }
   }
 
@@ -484,10 +485,11 @@ export class S3Storage implements Storage {
       return await request()
     } catch (error) {
       if (isAbsent(error)) throw error
+      // The message reaches tenants: what failed, never where (the cause goes to the log).
       throw new AppError(
         'backend_unavailable',
-        'file storage is unavailable',
-        { reason: describeS3Error(error) },
+        `file storage is unavailable: ${unavailabilityOf(error)}`,
+        {},
         { cause: error },
       )
     } finally {
@@ -674,16 +676,29 @@ function absentAsUndefined(error: unknown): undefined {
   throw error
 }
 
-/** What went wrong, for the operator: the S3 error's name and status, or the network error. */
-function describeS3Error(error: unknown): string {
+// Node's socket and DNS errors, by what they mean.
+const networkFailures: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host not found',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+}
+
+/** What went wrong, without addresses: the S3 error's name and status, or the network failure. */
+function unavailabilityOf(error: unknown): string {
   if (error instanceof S3ServiceException) {
     return `${error.name} (HTTP ${error.$metadata.httpStatusCode ?? '?'})`
   }
   if (error instanceof Error) {
+    if (error.name === 'TimeoutError') return 'timed out'
     const code = (error as NodeJS.ErrnoException).code
-    return code === undefined ? `${error.name}: ${error.message}` : `${code}: ${error.message}`
+    return (code === undefined ? undefined : networkFailures[code]) ?? 'unreachable'
   }
-  return String(error)
+  return 'unreachable'
 }
 
 /** `map` with at most `concurrency` calls in flight, results in input order. */
