@@ -141,6 +141,10 @@ class HutchDisplayHook(DisplayHook):
 
 
 class HutchShell(InteractiveShell):
+    def ask_exit(self):
+        # exit() and quit() end a terminal session; a kernel is ended by its owner.
+        sys.stderr.write("exit() does not end this kernel: restart or close it from outside\n")
+
     def _showtraceback(self, etype, evalue, stb):
         text = self.InteractiveTB.stb2text(stb)
         current["error"] = {
@@ -164,6 +168,8 @@ shell = HutchShell.instance(
     history_length=0,
 )
 shell.display_formatter.active_types = shell.display_formatter.format_types
+# `!cmd` writes to the real descriptors, as os.system does, not through a pseudo-terminal.
+shell.system = shell.system_raw
 os.chdir("/work")
 
 

@@ -117,6 +117,17 @@ describe('python kernel', () => {
     expect(result.stderr).toContain('NameError')
   })
 
+  it('runs shell escapes and magics; exit() leaves the kernel running', async () => {
+    const kernel = await open({ language: 'python' })
+    const escaped = await kernel.execute('!echo from-escape\n%time total = sum(range(10))')
+    expect(escaped.stdout).toMatch(/^from-escape\n/)
+    const exited = await kernel.execute('exit()')
+    expect(exited.status).toBe('ok')
+    expect(exited.stderr).toContain('does not end')
+    const after = await kernel.execute('total')
+    expect(after.results).toEqual([{ 'text/plain': '45' }])
+  })
+
   it('attributes the output of subprocesses to their cell', async () => {
     const kernel = await open({ language: 'python' })
     const first = await kernel.execute(
