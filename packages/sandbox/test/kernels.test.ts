@@ -348,6 +348,20 @@ describe('bash kernel', () => {
     expect(failed.status).toBe('error')
   })
 
+  it('survives break, continue and return at the top of a cell', async () => {
+    const kernel = await open({ language: 'bash' })
+    await kernel.execute('kept=1')
+    for (const code of ['break', 'continue', 'return 3', 'break 5']) {
+      const result = await kernel.execute(code, { timeoutMs: 5000 })
+      expect(result.restarted).toBeUndefined()
+      expect(result.status).not.toBe('timeout')
+    }
+    const after = await kernel.execute('echo $kept')
+    expect(after.stdout).toBe('1\n')
+    const exited = await kernel.execute('exit 4')
+    expect(exited.restarted?.reason).toContain('exited with code 4')
+  })
+
   it('saves and restores cwd, variables and functions', async () => {
     const kernel = await open({ language: 'bash' })
     await kernel.execute(

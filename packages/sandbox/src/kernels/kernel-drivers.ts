@@ -15,7 +15,7 @@ export interface KernelDriver {
 
 const assets: Record<KernelLanguage, readonly string[]> = {
   python: ['kernel-python.py'],
-  bash: ['kernel-bash.sh', 'kernel-bash-loop.sh'],
+  bash: ['kernel-bash.sh', 'kernel-bash-loop.sh', 'kernel-bash-cell.sh'],
   javascript: ['kernel-javascript.cjs'],
 }
 

@@ -1,0 +1,1 @@
+eval "$__hutch_payload"
