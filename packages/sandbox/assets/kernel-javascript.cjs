@@ -20,6 +20,10 @@ const STATE_MAGIC = 'hutch-kernel:javascript:1\n'
 let stopAwait = null
 process.on('SIGINT', () => stopAwait?.())
 process.chdir('/work')
+// An error thrown by a timer or a promise nobody awaited is reported, as the REPL does, instead
+// of ending the kernel.
+process.on('uncaughtException', (error) => writeAll(2, `Uncaught ${util.inspect(error)}\n`))
+process.on('unhandledRejection', (reason) => writeAll(2, `Unhandled rejection: ${util.inspect(reason)}\n`))
 
 function send(event, payload) {
   if (payload !== undefined) event.payloadBytes = payload.length
