@@ -100,9 +100,22 @@ for (let index = 0; index < runs; index += 1) {
   await kernel.execute('x = 1')
   library.push(performance.now() - started)
 }
+// As the server calls it: new and changed files of each cell collected (none here).
+const collecting: number[] = []
+for (let index = 0; index < runs; index += 1) {
+  const started = performance.now()
+  await kernel.execute('x = 1', { onOutputFile: () => Promise.resolve() })
+  collecting.push(performance.now() - started)
+}
 await kernel.close()
 await sandbox.close()
 row('library kernel.execute, in-process (baseline)', runs, { samples: library, syncIn: [] }, '-')
+row(
+  'library kernel.execute collecting output files, in-process',
+  runs,
+  { samples: collecting, syncIn: [] },
+  '-',
+)
 
 const hutch = await startTestServer({
   env: { HUTCH_RATE_LIMIT_PER_MINUTE: '0', HUTCH_POOL_MIN_WARM: '0', HUTCH_POOL_MAX_WARM: '0' },
