@@ -93,14 +93,12 @@ def light_ipython():
 
 
 light_ipython()
-# Completion is never asked of this shell: no need to import jedi for it.
+# Completion is never asked of this shell: its completer need not import jedi.
 sys.modules["jedi"] = None
 from traitlets.config import Config  # noqa: E402
 from IPython.core.displayhook import DisplayHook  # noqa: E402
 from IPython.core.displaypub import DisplayPublisher  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-
-del sys.modules["jedi"]
 
 current = {"id": None, "result": None}
 
@@ -167,6 +165,8 @@ shell = HutchShell.instance(
     automagic=False,
     history_length=0,
 )
+# The shell imported its completer: cells may import jedi themselves.
+del sys.modules["jedi"]
 shell.display_formatter.active_types = shell.display_formatter.format_types
 # `!cmd` writes to the real descriptors, as os.system does, not through a pseudo-terminal.
 shell.system = shell.system_raw
