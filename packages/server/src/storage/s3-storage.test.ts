@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import {
   ListMultipartUploadsCommand,
@@ -96,6 +96,37 @@ describe('S3Storage on a Ceph RADOS Gateway', () => {
     await storage.put(alice, 'fine.bin', Readable.from(patternChunks(11, mebibyte)))
     expect(await keys()).toEqual(['deploy/alice/chat-1/fine.bin'])
     expect(await unfinishedUploads()).toBe(0)
+  })
+
+  it('stores every size around the chunk and part boundaries exactly', async () => {
+    const kibibyte = 1024
+    const sizes = [
+      256 * kibibyte,
+      256 * kibibyte + 1,
+      3 * mebibyte + 7,
+      5 * mebibyte - 1,
+      5 * mebibyte,
+      5 * mebibyte + 1,
+      10 * mebibyte,
+    ]
+    for (const size of sizes) {
+      const bytes = randomBytes(size)
+      // Odd chunk sizes, so that chunks straddle every boundary.
+      const chunks = function* () {
+        for (let offset = 0; offset < size; offset += 100_003) {
+          yield bytes.subarray(offset, offset + 100_003)
+        }
+      }
+      const stored = await storage.put(alice, `sizes/${size}`, Readable.from(chunks()))
+      const sha256 = createHash('sha256').update(bytes).digest('hex')
+      expect(stored, String(size)).toMatchObject({ size, sha256 })
+      const found = await storage.get(alice, `sizes/${size}`)
+      const read: Buffer[] = []
+      for await (const chunk of found!.body) read.push(chunk as Buffer)
+      expect(Buffer.concat(read).equals(bytes), String(size)).toBe(true)
+    }
+    expect(await unfinishedUploads()).toBe(0)
+    expect((await keys('deploy/.staging/')).length).toBe(0)
   })
 
   it('round-trips small and multipart files with the SDK default checksums too', async () => {

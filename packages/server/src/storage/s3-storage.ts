@@ -86,7 +86,7 @@ const maxPresignSeconds = 7 * 24 * 3600
 const stagingDirectory = '.staging/'
 const sha256Metadata = 'sha256'
 const modifiedAtMetadata = 'modified-at'
-// A body below this is collected as chunks; past it, copied into one part-sized buffer.
+// A body below this is collected as chunks; past it, copied into one buffer that grows to a part.
 const collectChunksBytes = 256 * 1024
 
 /**
@@ -557,11 +557,21 @@ class BodyReader {
       if (this.#part === undefined && length + chunk.byteLength <= collectChunksBytes) {
         small.push(chunk)
       } else {
-        this.#part ??= Buffer.allocUnsafe(this.#partSizeBytes)
-        let offset = 0
-        for (const earlier of small.splice(0)) {
-          this.#part.set(earlier, offset)
-          offset += earlier.byteLength
+        const needed = length + chunk.byteLength
+        if (this.#part === undefined || this.#part.byteLength < needed) {
+          // Grown by doubling: a file of a few hundred KiB does not take a whole part's memory.
+          const doubled = 2 * (this.#part?.byteLength ?? collectChunksBytes)
+          const grown = Buffer.allocUnsafe(Math.min(this.#partSizeBytes, Math.max(needed, doubled)))
+          if (this.#part === undefined) {
+            let offset = 0
+            for (const earlier of small.splice(0)) {
+              grown.set(earlier, offset)
+              offset += earlier.byteLength
+            }
+          } else {
+            this.#part.copy(grown, 0, 0, length)
+          }
+          this.#part = grown
         }
         this.#part.set(chunk, length)
       }
