@@ -121,6 +121,16 @@ describe('SessionService', () => {
     )
   })
 
+  it('caps sessions per namespace under concurrent creations', async () => {
+    const settled = await Promise.allSettled(
+      Array.from({ length: 5 }, () => service.create(alice, { language: 'bash' })),
+    )
+    expect(settled.filter((one) => one.status === 'fulfilled')).toHaveLength(3)
+    for (const one of settled.filter((one) => one.status === 'rejected')) {
+      expect(one.reason).toMatchObject({ code: 'too_many_sessions' })
+    }
+  })
+
   it('caps sessions per namespace and removes saved state on delete', async () => {
     const sessions = []
     for (let index = 0; index < 3; index += 1) {

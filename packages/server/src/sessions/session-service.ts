@@ -140,6 +140,8 @@ export class SessionService {
   readonly #options: SessionServiceOptions
   readonly #logger: Logger
   readonly #live = new Map<string, Live>()
+  /** Creations under way per namespace (`userId/chatId`). */
+  readonly #starting = new Map<string, number>()
   /**
    * Saves and restores under way, two at most: each holds a session's whole interpreter state in
    * this process's memory, so many sessions going COLD at once must not hold all of theirs.
@@ -176,19 +178,48 @@ export class SessionService {
         { supported: kernelLanguages },
       )
     }
-    const count = await this.#repository.count(namespace)
-    if (count >= this.#options.maxSessionsPerNamespace) {
-      throw new AppError(
-        'too_many_sessions',
-        `this namespace has ${count} sessions, the most it may have; delete one first`,
-        { maxSessions: this.#options.maxSessionsPerNamespace },
-      )
+    // Creations under way count too, so that concurrent ones cannot pass the cap together.
+    const key = `${namespace.userId}/${namespace.chatId}`
+    const starting = this.#starting.get(key) ?? 0
+    this.#starting.set(key, starting + 1)
+    let record: SessionRecord
+    let kernel: Kernel
+    try {
+      const count = (await this.#repository.count(namespace)) + starting
+      if (count >= this.#options.maxSessionsPerNamespace) {
+        throw new AppError(
+          'too_many_sessions',
+          `this namespace has ${count} sessions, the most it may have; delete one first`,
+          { maxSessions: this.#options.maxSessionsPerNamespace },
+        )
+      }
+      ;({ record, kernel } = await this.#open(namespace, language, request))
+    } finally {
+      const left = (this.#starting.get(key) ?? 1) - 1
+      if (left === 0) this.#starting.delete(key)
+      else this.#starting.set(key, left)
     }
+    const live = this.#track(namespace, record, kernel)
+    if (this.#closed) {
+      // Shutdown began while the kernel started, after close() took its list: save it too.
+      await this.#evict(live, 'the server shut down', true)
+      return viewOf(live.record)
+    }
+    this.#schedule(live)
+    this.#enforceCaps()
+    return viewOf(record)
+  }
+
+  /** Opens a kernel and records its session; no record is left when the kernel fails. */
+  async #open(
+    namespace: Namespace,
+    language: string,
+    request: CreateSessionRequest,
+  ): Promise<{ record: SessionRecord; kernel: Kernel }> {
     const limits = limitsOf(request)
     const kernel = await translate(() => this.#openKernel({ language, limits }))
-    let record: SessionRecord
     try {
-      record = await this.#repository.create({
+      const record = await this.#repository.create({
         id: crypto.randomUUID(),
         namespace,
         language,
@@ -203,19 +234,11 @@ export class SessionService {
         ),
         reason: 'created',
       })
+      return { record, kernel }
     } catch (error) {
       await kernel.close()
       throw error
     }
-    const live = this.#track(namespace, record, kernel)
-    if (this.#closed) {
-      // Shutdown began while the kernel started, after close() took its list: save it too.
-      await this.#evict(live, 'the server shut down', true)
-      return viewOf(live.record)
-    }
-    this.#schedule(live)
-    this.#enforceCaps()
-    return viewOf(record)
   }
 
   /** A session of this namespace. */
