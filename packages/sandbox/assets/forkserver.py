@@ -285,6 +285,8 @@ def run_python(request):
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     script = request["argv"][0]
     sys.argv = list(request["argv"])
+    # As `ps` would show `python3 -u script args` on the slow path.
+    set_title(b"\0".join(arg.encode() for arg in [sys.executable, "-u", *sys.argv]))
     sys.path[0] = os.path.dirname(script)
     code = 0
     try:
@@ -348,9 +350,9 @@ def set_title(title):
     # Fields 48 and 49 of stat (arg_start, arg_end); the split starts at field 3.
     start, end = int(fields[45]), int(fields[46])
     size = end - start
-    if size > len(title):
-        ctypes.memset(start, 0, size)
-        ctypes.memmove(start, title, len(title))
+    title = title[: size - 1]
+    ctypes.memset(start, 0, size)
+    ctypes.memmove(start, title, len(title))
 
 
 def run_program(streams):
@@ -419,7 +421,8 @@ def spawn(spec, own_pid_ns, children, ready):
     if pid == 0:
         os.close(read_fd)
         null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1):
+        # Nothing of the fork server's own pipes stays open in a sandbox.
+        for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
         os.close(own_pid_ns)

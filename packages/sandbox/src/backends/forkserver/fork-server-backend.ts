@@ -113,6 +113,10 @@ function readLine(socket: Socket): Promise<string> {
       socket.off('close', onEnd)
       socket.pause()
     }
+    if (socket.destroyed || socket.readableEnded) {
+      reject(new SandboxError('backend_unavailable', 'the sandbox closed its connection'))
+      return
+    }
     socket.on('data', onData)
     socket.once('end', onEnd)
     socket.once('close', onEnd)
@@ -395,6 +399,8 @@ class ForkSlot implements Slot {
   readonly #cgroup: RunCgroup
   readonly #workdirFd: number
   #state: 'ready' | 'running' | 'used' | 'released' = 'ready'
+  /** Whether its child was reaped (or its fork server died) before or during the run. */
+  #childGone = false
 
   constructor(
     backend: ForkServerBackend,
@@ -417,14 +423,18 @@ class ForkSlot implements Slot {
     this.workdir = `/proc/self/fd/${workdirFd}`
     this.uid = uid
     this.gid = uid
+    void child.exited.then(() => {
+      this.#childGone = true
+    })
   }
 
   async putFiles(files: readonly SlotFile[]): Promise<void> {
-    if (this.#state !== 'ready') {
-      throw new SandboxError('invalid_request', `this sandbox is ${this.#state}; each runs once`)
-    }
+    this.#assertRunnable()
     const socket = this.#child.stdin
     const send = async (message: object, data?: Uint8Array): Promise<void> => {
+      if (socket.destroyed || this.#childGone) {
+        throw new SandboxError('backend_unavailable', 'the sandbox is gone')
+      }
       const json = Buffer.from(JSON.stringify(message))
       const header = Buffer.alloc(4)
       header.writeUInt32BE(json.length)
@@ -463,21 +473,25 @@ class ForkSlot implements Slot {
   }
 
   healthy(): boolean {
-    return this.#state === 'ready' && this.server.alive
+    return this.#state === 'ready' && this.server.alive && !this.#childGone
   }
 
-  async run(spec: SlotRunSpec): Promise<ProcessResult> {
+  #assertRunnable(): void {
     if (this.#state !== 'ready') {
       throw new SandboxError('invalid_request', `this sandbox is ${this.#state}; each runs once`)
     }
+    if (!this.server.alive || this.#childGone) {
+      throw new SandboxError('backend_unavailable', 'this sandbox or its fork server is gone')
+    }
+  }
+
+  async run(spec: SlotRunSpec): Promise<ProcessResult> {
+    this.#assertRunnable()
     if (spec.policy.network !== this.network) {
       throw new SandboxError(
         'invalid_request',
         `this sandbox was prepared for network ${this.network}`,
       )
-    }
-    if (!this.server.alive) {
-      throw new SandboxError('backend_unavailable', 'the fork server of this sandbox is gone')
     }
     this.#state = 'running'
     try {

@@ -121,10 +121,10 @@ export class ForkServer {
     this.#process = child
     this.#listener = listener
     this.#exitedPromise = new Promise((resolve) => {
-      child.once('close', (code, signal) => {
+      child.once('exit', (code, signal) => {
         this.#died(`the fork server exited (code ${code}, signal ${signal})`)
-        resolve()
       })
+      child.once('close', () => resolve())
     })
   }
 
@@ -241,6 +241,11 @@ export class ForkServer {
       await server.stop()
       throw error
     }
+  }
+
+  /** The fork server's pid on the host, once it has started. */
+  get hostPid(): number | undefined {
+    return this.#hostPid
   }
 
   /** Whether it still takes `spawn`s. */

@@ -1,0 +1,81 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { Sandbox, SandboxError } from '@hutch/sandbox'
+import { waitUntil } from '../../../test/support/processes.ts'
+
+// What forking adds to the sandbox contract (issue 4): the contract and escape suites run on the
+// fast path unchanged; these are the properties a fork server could break and bubblewrap cannot.
+describe('fork server fast path', () => {
+  const sandboxes: Sandbox[] = []
+  const fastSandbox = async (options: Parameters<typeof Sandbox.create>[0] = {}) => {
+    const sandbox = await Sandbox.create({ fastPath: true, ...options })
+    sandboxes.push(sandbox)
+    return sandbox
+  }
+  afterAll(async () => {
+    for (const sandbox of sandboxes) await sandbox.close()
+  })
+
+  it('runs python in a forked child of the fork server, with its libraries already imported', async () => {
+    const sandbox = await fastSandbox()
+    const result = await sandbox.run({
+      language: 'python',
+      code: 'import sys; print("pandas" in sys.modules, "numpy" in sys.modules)',
+    })
+    expect(result).toMatchObject({ status: 'ok', stdout: 'True True\n' })
+    expect(sandbox.fastPath?.python.stats.started).toBe(1)
+  })
+
+  it('gives every run its own random numbers: random, os.urandom, numpy, uuid', async () => {
+    const sandbox = await fastSandbox()
+    const code = [
+      'import os, random, uuid, numpy',
+      'print(random.random(), random.getrandbits(64), os.urandom(8).hex(),',
+      '      numpy.random.rand(), numpy.random.default_rng().random(), uuid.uuid4())',
+    ].join('\n')
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, () => sandbox.run({ language: 'python', code })),
+    )
+    for (const run of runs) expect(run.status, run.stderr).toBe('ok')
+    const columns = runs.map((run) => run.stdout.trim().split(' '))
+    for (let column = 0; column < 6; column++) {
+      const values = new Set(columns.map((values) => values[column]))
+      expect(values.size, `column ${column}: ${[...values].join(', ')}`).toBe(runs.length)
+    }
+  })
+
+  it('replaces a fork server that died, and discards the sandboxes it had prepared', async () => {
+    const sandbox = await fastSandbox()
+    const backend = sandbox.fastPath?.python
+    const slot = await sandbox.prepare()
+    const server = backend?.serverOf(slot)
+    expect(server?.hostPid).toBeGreaterThan(0)
+    process.kill(server?.hostPid ?? 0, 'SIGKILL')
+    await waitUntil(() => slot.healthy?.() === false, 10_000)
+    await expect(sandbox.run({ language: 'python', code: 'print(1)', slot })).rejects.toThrow(
+      SandboxError,
+    )
+    const after = await sandbox.run({ language: 'python', code: 'print("again")' })
+    expect(after).toMatchObject({ status: 'ok', stdout: 'again\n' })
+    expect(backend?.stats).toMatchObject({ started: 2, crashed: 1 })
+  })
+
+  it('recycles a fork server after a number of runs, and stops the old one', async () => {
+    const sandbox = await fastSandbox({ fastPath: { maxRunsPerServer: 2 } })
+    for (let i = 0; i < 5; i++) {
+      const result = await sandbox.run({ language: 'bash', code: 'echo $$' })
+      expect(result).toMatchObject({ status: 'ok', stdout: '2\n' })
+    }
+    const backend = sandbox.fastPath?.bash
+    expect(backend?.stats.started).toBe(3)
+    expect(backend?.stats.recycled).toBe(2)
+    await waitUntil(() => backend?.servers === 1, 10_000)
+  })
+
+  it('recycles a fork server after its age', async () => {
+    const sandbox = await fastSandbox({ fastPath: { maxServerAgeMs: 1 } })
+    await sandbox.run({ language: 'bash', code: 'true' })
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    await sandbox.run({ language: 'bash', code: 'true' })
+    expect(sandbox.fastPath?.bash.stats.started).toBe(2)
+  })
+})

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest'
+import { testSandbox } from '../../support/sandbox.ts'
+
+// Issue 4: on the fast path, sandboxes are siblings forked from one fork server under one host
+// uid. A run must not see, signal or trace the fork server or a sibling.
+describe('escape: reaching the fork server or a sibling sandbox', () => {
+  it('cannot see, signal or trace the fork server or a sibling', async () => {
+    const sandbox = await testSandbox('forkserver')
+    const sibling = sandbox.run({
+      language: 'python',
+      code: 'import time; time.sleep(2); print("sibling alive")',
+    })
+    // Give the sibling time to start before the attack.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const attack = await sandbox.run({
+      language: 'python',
+      code: `
+import ctypes, errno, glob, os, signal
+pids = sorted(int(p.split('/')[2]) for p in glob.glob('/proc/[0-9]*'))
+print('pids', pids)
+seen = [open(f'/proc/{p}/cmdline', 'rb').read() for p in pids if p != os.getpid()]
+print('forkserver visible', any(b'forkserver' in c for c in seen))
+print('sleep visible', any(b'time.sleep' in c for c in seen))
+for target in (-1, 1):
+    try:
+        os.kill(target, signal.SIGKILL)
+    except OSError as error:
+        print('kill', target, errno.errorcode[error.errno])
+libc = ctypes.CDLL(None, use_errno=True)
+PTRACE_ATTACH = 16
+for target in (1, 3):
+    result = libc.ptrace(PTRACE_ATTACH, target, 0, 0)
+    print('ptrace', target, 'attached' if result == 0 else errno.errorcode[ctypes.get_errno()])
+print('done')
+`,
+    })
+    expect(attack.status, attack.stderr).toBe('ok')
+    // Its own init (1) and itself (2), nothing else.
+    expect(attack.stdout).toContain('pids [1, 2]\n')
+    expect(attack.stdout).toContain('forkserver visible False\n')
+    expect(attack.stdout).toContain('sleep visible False\n')
+    expect(attack.stdout).not.toContain('attached')
+    expect(attack.stdout).toContain('done\n')
+    expect(await sibling).toMatchObject({ status: 'ok', stdout: 'sibling alive\n' })
+  })
+
+  it('cannot reach the socket its sandbox was connected through', async () => {
+    const sandbox = await testSandbox('forkserver')
+    const result = await sandbox.run({
+      language: 'bash',
+      code: 'ls -A /tmp; ls /tmp/.hutch 2>&1; find / -xdev -type s 2>/dev/null; echo done',
+    })
+    expect(result.stdout).not.toContain('children.sock')
+    expect(result.stdout).not.toContain('forkserver.py')
+    expect(result.stdout).toContain('done\n')
+  })
+})
