@@ -1,9 +1,10 @@
 /**
  * What PostgreSQL and S3 add to a run over the embedded defaults: request-to-result latency of a
  * Python run with one input file (read) and one output file (written, stored, recorded), through
- * POST /v1/execute, on SQLite + local disk (the baseline) and on PostgreSQL + S3 (a local Ceph
- * RADOS Gateway on memstore, so the network and disk of a real deployment are not in it). Both
- * servers run at once with the same warm pool, and their runs alternate.
+ * POST /v1/execute, on SQLite + local disk (the baseline), on PostgreSQL + S3 (a local Ceph
+ * RADOS Gateway on memstore, so the network and disk of a real deployment are not in it), and on
+ * each alone to tell their shares apart. The servers run at once with the same warm pool, and
+ * their runs are interleaved.
  *
  *   ./scripts/bench state [runs]
  */
@@ -54,7 +55,7 @@ async function once(server: TestServer): Promise<number> {
 }
 
 const ceph = await startCephS3()
-const database = await freshPostgresDatabase()
+const databases = [await freshPostgresDatabase(), await freshPostgresDatabase()]
 const servers: TestServer[] = []
 try {
   const bucket = 'hutch-bench'
@@ -66,26 +67,25 @@ try {
     HUTCH_POOL_MAX_WARM: '4',
     HUTCH_RATE_LIMIT_PER_MINUTE: '0',
   }
-  const embedded = await startTestServer({ env: pool })
-  servers.push(embedded)
-  const production = await startTestServer({
-    env: {
-      ...pool,
-      DATABASE_URL: database.url,
-      S3_BUCKET: bucket,
-      S3_ENDPOINT: ceph.endpoint,
-      S3_REGION: ceph.region,
-      S3_ACCESS_KEY_ID: ceph.accessKeyId,
-      S3_SECRET_ACCESS_KEY: ceph.secretAccessKey,
-      S3_CHECKSUM_MODE: 'when_required',
-    },
+  const s3 = (keyPrefix: string) => ({
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: ceph.endpoint,
+    S3_REGION: ceph.region,
+    S3_ACCESS_KEY_ID: ceph.accessKeyId,
+    S3_SECRET_ACCESS_KEY: ceph.secretAccessKey,
+    S3_CHECKSUM_MODE: 'when_required',
+    S3_KEY_PREFIX: keyPrefix,
   })
-  servers.push(production)
-
-  const samples = new Map<TestServer, number[]>([
-    [embedded, []],
-    [production, []],
-  ])
+  const configurations: { label: string; env: Record<string, string> }[] = [
+    { label: 'SQLite + local disk (baseline)', env: {} },
+    { label: 'PostgreSQL + local disk', env: { DATABASE_URL: databases[0]?.url ?? '' } },
+    { label: 'SQLite + S3', env: s3('s3-only/') },
+    { label: 'PostgreSQL + S3', env: { DATABASE_URL: databases[1]?.url ?? '', ...s3('both/') } },
+  ]
+  for (const { env } of configurations) {
+    servers.push(await startTestServer({ env: { ...pool, ...env } }))
+  }
+  const samples = servers.map((): number[] => [])
   for (const server of servers) {
     const upload = await fetch(`${server.url}/v1/files/in.csv`, {
       method: 'PUT',
@@ -96,13 +96,15 @@ try {
     for (let warmUp = 0; warmUp < 3; warmUp += 1) await once(server)
   }
   for (let index = 0; index < runs; index += 1) {
-    // Alternating, so that whatever else the machine does falls on both alike.
-    const order = index % 2 === 0 ? servers : [...servers].reverse()
-    for (const server of order) samples.get(server)?.push(await once(server))
+    // Interleaved, in an order that turns, so that whatever else the machine does falls on all.
+    for (let step = 0; step < servers.length; step += 1) {
+      const which = (index + step) % servers.length
+      const server = servers[which]
+      if (server !== undefined) samples[which]?.push(await once(server))
+    }
   }
 
-  const base = samples.get(embedded) ?? []
-  const other = samples.get(production) ?? []
+  const base = samples[0] ?? []
   const baseMedian = percentile(base, 50)
   const baseP99 = percentile(base, 99)
   const row = (label: string, values: number[]) => {
@@ -111,19 +113,18 @@ try {
     return `| ${label} | ${median.toFixed(1)} | ${p99.toFixed(1)} | ${(median - baseMedian).toFixed(1)} | ${(p99 - baseP99).toFixed(1)} | ${(median / baseMedian).toFixed(2)}x |`
   }
   const table = [
-    `Python run with one input and one output file over POST /v1/execute, ${runs} runs each, alternating, after 3 warm-ups; warm pool 2-4. PostgreSQL ${await postgresVersion(database.url)} on 127.0.0.1, S3: Ceph RADOS Gateway (memstore) on 127.0.0.1. ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, Node ${process.version}.`,
+    `Python run with one input and one output file over POST /v1/execute, ${runs} runs each, interleaved, after 3 warm-ups; warm pool 2-4. PostgreSQL ${await postgresVersion(databases[0]?.url ?? '')} on 127.0.0.1, S3: Ceph RADOS Gateway (memstore) on 127.0.0.1. ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, Node ${process.version}.`,
     '',
     '| state | median ms | p99 ms | added median ms | added p99 ms | median vs baseline |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
-    row('SQLite + local disk (baseline)', base),
-    row('PostgreSQL + S3', other),
+    ...configurations.map(({ label }, index) => row(label, samples[index] ?? [])),
   ].join('\n')
   fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true })
   fs.writeFileSync(path.join(root, 'bench/results/state-backends.md'), `${table}\n`)
   process.stdout.write(`${table}\n`)
 } finally {
   for (const server of servers) await server.stop()
-  await database.remove()
+  for (const database of databases) await database.remove()
   await closeTestPostgres()
   await ceph.remove()
 }
