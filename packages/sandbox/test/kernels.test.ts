@@ -156,11 +156,17 @@ describe('python kernel', () => {
   it('kills a cell that ignores the interrupt and restarts the interpreter', async () => {
     const kernel = await open({ language: 'python' })
     await kernel.execute('kept = 1')
-    const stubborn = await kernel.execute(
-      'import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)',
-      { timeoutMs: 500 },
+    // Interrupted only once it ignores SIGINT, however slow the host.
+    let armed!: () => void
+    const ignoring = new Promise<void>((resolve) => (armed = resolve))
+    const running = kernel.execute(
+      'import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint("armed", flush=True)\nwhile True:\n    time.sleep(0.05)',
+      { onStdout: (chunk) => chunk.toString().includes('armed') && armed() },
     )
-    expect(stubborn.status).toBe('timeout')
+    await ignoring
+    await kernel.interrupt()
+    const stubborn = await running
+    expect(stubborn.status).toBe('killed')
     expect(stubborn.restarted?.reason).toContain('did not stop')
     const after = await kernel.execute('"kept" in globals()')
     expect(after.status).toBe('ok')

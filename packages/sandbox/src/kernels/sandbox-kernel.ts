@@ -436,17 +436,25 @@ export class SandboxKernel implements Kernel {
     if (current === undefined) return
     const { interruptGraceMs, killGraceMs } = this.#setup.timings
     const pid = this.#driverPid
-    await current.signal(pid, 'SIGINT', { descendants: true }).catch(() => 0)
-    await current.signal(pid, 'SIGINT').catch(() => 0)
+    const interrupt = async (): Promise<void> => {
+      await current.signal(pid, 'SIGINT', { descendants: true }).catch(() => 0)
+      await current.signal(pid, 'SIGINT').catch(() => 0)
+    }
+    await interrupt()
+    // Once more halfway: a SIGINT that came before the cell armed its handler was ignored.
     cell.escalation = setTimeout(() => {
       if (this.#cell !== cell) return
-      void current.signal(pid, 'SIGKILL', { descendants: true }).catch(() => 0)
+      void interrupt()
       cell.escalation = setTimeout(() => {
-        if (this.#cell !== cell || this.#process !== current) return
-        this.#setup.logger.warn({ kernelId: this.id }, 'a cell did not stop: killing the kernel')
-        void current.kill().catch(() => {})
-      }, killGraceMs)
-    }, interruptGraceMs)
+        if (this.#cell !== cell) return
+        void current.signal(pid, 'SIGKILL', { descendants: true }).catch(() => 0)
+        cell.escalation = setTimeout(() => {
+          if (this.#cell !== cell || this.#process !== current) return
+          this.#setup.logger.warn({ kernelId: this.id }, 'a cell did not stop: killing the kernel')
+          void current.kill().catch(() => {})
+        }, killGraceMs)
+      }, interruptGraceMs / 2)
+    }, interruptGraceMs / 2)
   }
 
   async #execute(code: string, options: CellOptions): Promise<CellResult> {
