@@ -1,4 +1,6 @@
+import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
+import { waitUntil } from '../../../test/support/processes.ts'
 import { closeTestSandboxes, testSandbox } from '../../../test/support/sandbox.ts'
 
 /** Notebooks run top to bottom through nbclient in a real sandbox. */
@@ -69,6 +71,15 @@ describe('notebooks', () => {
     expect(result.cells?.map((cell) => cell.status)).toEqual(['ok', 'error', 'not_run'])
     expect(result.stdout).not.toContain('never')
     expect(result.outputFiles.map((file) => file.path)).toEqual(['notebook.ipynb'])
+  })
+
+  it('takes a fresh sandbox over a prepared one, and releases the prepared one', async () => {
+    const slot = await (await sandbox()).prepare()
+    const result = await (
+      await sandbox()
+    ).run({ language: 'python', code: notebook('print(6 * 7)'), slot })
+    expect(result.stdout).toBe('42\n')
+    expect(await waitUntil(() => !fs.existsSync(slot.workdir), 10_000)).toBe(true)
   })
 
   it('has a loopback network only', async () => {

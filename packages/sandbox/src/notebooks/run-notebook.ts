@@ -82,9 +82,13 @@ export async function runNotebook(
     ...(options.files ?? []),
     ...(options.code === undefined ? [] : [{ path, content: options.code }]),
   ]
+  // A sandbox prepared ahead was made for another network (a fork server's child cannot change
+  // its own): the notebook takes a fresh one, and the prepared one is released unused.
+  const { slot: prepared, ...rest } = options
+  if (prepared !== undefined) void prepared.release().catch(() => {})
   // code, path and onOutputFile are all replaced below.
   const result = await run({
-    ...options,
+    ...rest,
     code: await runnerSource(),
     path: runnerPath,
     files,
