@@ -286,6 +286,8 @@ export class Sandbox {
    */
   fitsPrepared(options: RunOptions): boolean {
     const request = this.#validate(options)
+    // A notebook takes a sandbox of its own, with loopback (see runNotebook).
+    if (notebookPath(options) !== undefined) return false
     if (!fixedLimitsEqual(request.limits, this.#defaults)) return false
     // A fast-path sandbox is made for one network mode, without extra mounts.
     if (this.#fastBackend(this.#defaults, this.#defaultNetwork, [], 'python') === undefined) {
