@@ -327,6 +327,11 @@ describe('kernel controls', () => {
       'import pandas as pd\npd.read_csv("in/data.csv").to_csv("out.csv")',
     )
     expect(result.outputFiles.map((file) => file.path)).toEqual(['out.csv'])
+    // Rewritten at the same size, an input file is an output of the cell that changed it.
+    const rewritten = await kernel.execute('open("in/data.csv", "w").write("b\\n2\\n")\n1')
+    expect(rewritten.outputFiles.map((file) => file.path)).toEqual(['in/data.csv'])
+    const untouched = await kernel.execute('2')
+    expect(untouched.outputFiles).toEqual([])
     await kernel.freeze()
     const exported = new Map<string, string>()
     const totals = await kernel.exportWorkdir(async (file) => {
@@ -335,7 +340,7 @@ describe('kernel controls', () => {
       exported.set(file.path, Buffer.concat(chunks).toString())
     })
     expect([...exported.keys()].sort()).toEqual(['in/data.csv', 'out.csv'])
-    expect(exported.get('in/data.csv')).toBe('a\n1\n')
+    expect(exported.get('in/data.csv')).toBe('b\n2\n')
     expect(totals.files).toBe(2)
     expect(kernel.state).toBe('frozen')
   })

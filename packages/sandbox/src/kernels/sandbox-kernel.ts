@@ -480,7 +480,10 @@ export class SandboxKernel implements Kernel {
     const stdout = new BoundedOutput(budget)
     const stderr = new BoundedOutput(budget)
     const [before, cpuBeforeMs] = await Promise.all([
-      snapshotTree(this.#slot.workdir, this.#setup.outputCaps),
+      // Sizes and mtimes only, no hashes: a session's workdir holds its data (a CSV of hundreds
+      // of MB), hashed twice per cell otherwise. A file rewritten at the same size whose mtime
+      // the cell set back is missed: only the cell's own output can hide that way.
+      snapshotTree(this.#slot.workdir, { ...this.#setup.outputCaps, maxTotalBytes: 0 }),
       this.#slot.cpuUsageMs(),
     ])
     const startedMs = performance.now()
