@@ -325,7 +325,12 @@ export class Sandbox {
   ): Promise<Slot> {
     const fast = this.#fastBackend(limits, network, mounts, language)
     if (fast !== undefined && (network === 'none' || network === 'loopback')) {
-      return fast.prepare({ runId, limits, network })
+      return fast.prepare({ runId, limits, network }).catch((error: unknown) => {
+        // A fork server that cannot start costs speed, not service.
+        if (!(error instanceof SandboxError) || error.code !== 'backend_unavailable') throw error
+        this.#logger.error({ err: error }, 'the fast path failed; this run takes the slow path')
+        return this.#backend.prepare({ runId, limits })
+      })
     }
     return this.#backend.prepare({ runId, limits })
   }

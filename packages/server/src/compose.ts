@@ -71,13 +71,13 @@ export async function composeServer(
   const sessionStorage = createStorage(config, 'session-state')
   const sessionRepository = new SessionRepository(database)
 
-  const backend = await BubblewrapBackend.create({
-    logger,
+  const bubblewrap = {
     pythonPath: config.pythonPath,
     // Apart from the CLI's runs: reconciling at start removes every workdir and cgroup here.
     cgroupParent: options.cgroupParent ?? 'hutch-server',
     stateDir: options.sandboxStateDir ?? path.join(defaultSandboxStateDir(), 'server'),
-  })
+  }
+  const backend = await BubblewrapBackend.create({ logger, ...bubblewrap })
   const executionsFailed = await repository.failUnfinished(
     'the server stopped before this execution finished',
   )
@@ -92,6 +92,11 @@ export async function composeServer(
 
   const sandbox = await Sandbox.create({
     backend,
+    bubblewrap,
+    fastPath: config.fastPath && {
+      maxRunsPerServer: config.forkServerMaxRuns,
+      maxServerAgeMs: config.forkServerMaxAgeMs,
+    },
     logger,
     runtimes: {
       pythonPath: config.pythonPath,
@@ -124,8 +129,9 @@ export async function composeServer(
           {
             create: () => sandbox.prepare(),
             destroy: (slot) => slot.release(),
-            // A slot whose workdir vanished (an operator cleaning up, a full disk) is not handed out.
-            healthy: (slot) => fs.existsSync(slot.workdir),
+            // A slot whose workdir vanished (an operator cleaning up, a full disk) or whose fork
+            // server died is not handed out.
+            healthy: (slot) => (slot.healthy?.() ?? true) && fs.existsSync(slot.workdir),
           },
           {
             name: 'sandbox',
@@ -225,7 +231,15 @@ export async function composeServer(
   return {
     app,
     reconciled: { executionsFailed, sessionsCold, ...orphans },
-    start: () => pool?.start(),
+    start: () => {
+      // The fork servers start now, not on the first request; the pool fills from python's.
+      for (const fast of Object.values(sandbox.fastPath ?? {})) {
+        fast.warmUp().catch((error: unknown) => {
+          logger.error({ err: error }, 'a fork server did not start')
+        })
+      }
+      pool?.start()
+    },
     async shutdown() {
       if (shuttingDown) return
       shuttingDown = true

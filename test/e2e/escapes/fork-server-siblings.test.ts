@@ -50,7 +50,7 @@ print('done')
       language: 'bash',
       code: 'ls -A /tmp; ls /tmp/.hutch 2>&1; find / -xdev -type s 2>/dev/null; echo done',
     })
-    expect(result.stdout).not.toContain('children.sock')
+    expect(result.stdout).not.toContain('c.sock')
     expect(result.stdout).not.toContain('forkserver.py')
     expect(result.stdout).toContain('done\n')
   })

@@ -376,6 +376,32 @@ export const settings = {
     description:
       'How long a warm sandbox waits unused before it is replaced by a fresh one (or dropped, above the minimum).',
   }),
+  fastPath: setting({
+    group: 'pool',
+    schema: z.boolean(),
+    default: true,
+    env: ['HUTCH_FAST_PATH'],
+    flag: '--fast-path',
+    description:
+      'Fork python and bash sandboxes from fork servers that have imported numpy, pandas and matplotlib (DESIGN section 4), for runs with network `none` or `loopback`; off, every run starts its own bubblewrap sandbox and interpreter.',
+  }),
+  forkServerMaxRuns: setting({
+    group: 'pool',
+    schema: integer(1, 1_000_000),
+    default: 500,
+    env: ['HUTCH_FORK_SERVER_MAX_RUNS'],
+    flag: '--fork-server-max-runs',
+    description:
+      'A fork server is replaced after forking this many sandboxes (children share its address layout and hash seed until then).',
+  }),
+  forkServerMaxAgeMs: setting({
+    group: 'pool',
+    schema: integer(1 * secondMs, dayMs),
+    default: 10 * minuteMs,
+    env: ['HUTCH_FORK_SERVER_MAX_AGE_MS'],
+    flag: '--fork-server-max-age-ms',
+    description: 'A fork server is replaced after this long.',
+  }),
 
   // sessions
   sessionWarmAfterMs: setting({

@@ -2,7 +2,7 @@ import type { MimeBundle, NetworkMode, OutputFile, RunError } from '@hutch/proto
 import { resolveLanguage } from '@hutch/protocol'
 import type { RequestLimits } from '@hutch/protocol/schemas'
 import type { InputFile, Logger, NotebookCell, RunResult, Sandbox, Slot } from '@hutch/sandbox'
-import { fixedLimitsEqual, SandboxError } from '@hutch/sandbox'
+import { SandboxError } from '@hutch/sandbox'
 import { AppError } from '../app-error.ts'
 import type { Namespace } from '../namespace.ts'
 import type { WarmPool } from '../pool/warm-pool.ts'
@@ -172,9 +172,7 @@ export class ExecutionService {
     // The language's own name, never the caller's spelling ('PyThOn', 'js'): it labels metrics,
     // and a label per spelling would let callers mint time series at will.
     const language = resolveLanguage(request.language) ?? request.language
-    const usePool =
-      this.#pool !== undefined &&
-      fixedLimitsEqual(this.#sandbox.resolveLimits(limits), this.#sandbox.limits.defaults)
+    const usePool = this.#pool !== undefined && this.#sandbox.fitsPrepared(runOptions)
     const record = await this.#repository.create({
       id: crypto.randomUUID(),
       namespace,

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { Socket } from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import type { NetworkMode } from '@hutch/protocol'
 import type { CgroupManager, RunCgroup } from '../../cgroups/cgroups.ts'
@@ -336,7 +337,7 @@ export class ForkServerBackend {
         uid,
         gid: uid,
         cgroup,
-        socketDir: path.join(this.#config.stateDir, 'forkservers', id),
+        socketDir: this.#socketDir(id),
         hostFiles: {
           passwd: path.join(this.#config.stateDir, 'etc', 'passwd'),
           group: path.join(this.#config.stateDir, 'etc', 'group'),
@@ -367,8 +368,27 @@ export class ForkServerBackend {
     } catch (error) {
       await cgroup?.destroy().catch(() => {})
       if (uid !== undefined) this.#uids?.release(uid)
-      throw error
+      throw error instanceof SandboxError
+        ? error
+        : new SandboxError(
+            'backend_unavailable',
+            'a fork server could not start',
+            {},
+            { cause: error },
+          )
     }
+  }
+
+  /**
+   * A directory of its own for a fork server's socket. A unix socket's path has at most 107
+   * bytes: under a deep state directory, the socket goes under the system's temporary directory.
+   */
+  #socketDir(id: string): string {
+    const name = id.slice(-12)
+    const preferred = path.join(this.#config.stateDir, 'fs', name)
+    return Buffer.byteLength(preferred) <= 96
+      ? preferred
+      : path.join(os.tmpdir(), `hutch-fs-${name}`)
   }
 
   async #retire(server: ForkServer): Promise<void> {
@@ -377,7 +397,7 @@ export class ForkServerBackend {
     this.#serverUids.delete(server)
     await server.stop().catch(() => {})
     await owner?.cgroup.destroy().catch(() => {})
-    fs.rmSync(path.join(this.#config.stateDir, 'forkservers', server.id), {
+    fs.rmSync(this.#socketDir(server.id), {
       recursive: true,
       force: true,
     })

@@ -27,7 +27,7 @@ export const forkServerScriptPath: string = fileURLToPath(
 const innerDir = '/tmp/.hutch'
 /** Where the directory holding the server's socket appears inside the fork server's sandbox. */
 const innerSocketDir = '/tmp/.hutch/run'
-const socketName = 'children.sock'
+const socketName = 'c.sock'
 const helloTimeoutMs = 60_000
 const spawnTimeoutMs = 15_000
 
