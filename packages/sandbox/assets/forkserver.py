@@ -320,7 +320,9 @@ def child_main(spec, ready_fd):
     """Pid 1 of the new sandbox: sets it up, forks the process that will run the program (pid 2,
     so that the program gets signals as any process does, not with init's immunity), then reaps
     every orphan and ends with the program, reporting a death by signal N as 128+N, as bwrap's
-    init does."""
+    init does. It tells the fork server how the program ended before it exits itself, so that
+    the result does not wait for this process's own teardown; it stays out of the run's cgroup
+    (it runs no user code), so the run's cgroup empties with the program."""
     try:
         streams = become_sandbox(spec)
         program = os.fork()
@@ -333,15 +335,21 @@ def child_main(spec, ready_fd):
     for stream in streams.values():
         stream.close()
     set_title(b"hutch-sandbox-init")
-    os.write(ready_fd, b"ok")
-    os.closerange(0, 65536)
+    os.write(ready_fd, b"ok\n")
+    os.closerange(0, ready_fd)
+    os.closerange(ready_fd + 1, 65536)
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
         except ChildProcessError:
             os._exit(125)
         if pid == program:
-            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            try:
+                os.write(ready_fd, f"exit {code}\n".encode())
+            except OSError:
+                pass
+            os._exit(code)
 
 
 def set_title(title):
@@ -394,6 +402,8 @@ def run_program(streams):
 
 def preload():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # What every child uses to run a script, imported once here rather than in each child.
+    import atexit, io, pkgutil, random, resource, runpy, threading, traceback  # noqa: F401, E401
     for name in CONFIG.get("preload", []):
         try:
             __import__(name)
@@ -445,6 +455,7 @@ def main():
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children = {}
     ready = {}
+    reported = set()
     commands = b""
     send_event({"ev": "hello", "pid": os.getpid()})
     while True:
@@ -468,13 +479,19 @@ def main():
                         except OSError as error:
                             send_event({"ev": "failed", "id": command["id"], "reason": str(error)})
             else:
-                pid, child_id = ready.pop(fd)
+                pid, child_id = ready[fd]
                 message = os.read(fd, 1024)
-                os.close(fd)
-                if message == b"ok":
-                    send_event({"ev": "ready", "id": child_id, "pid": pid})
-                else:
-                    send_event({"ev": "failed", "id": child_id, "reason": message.decode(errors="replace")})
+                if not message:
+                    del ready[fd]
+                    os.close(fd)
+                for line in message.decode(errors="replace").splitlines():
+                    if line == "ok":
+                        send_event({"ev": "ready", "id": child_id, "pid": pid})
+                    elif line.startswith("exit "):
+                        reported.add(pid)
+                        send_event({"ev": "exit", "id": child_id, "code": int(line[5:])})
+                    else:
+                        send_event({"ev": "failed", "id": child_id, "reason": line})
         while children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -483,7 +500,8 @@ def main():
             if pid == 0:
                 break
             child_id = children.pop(pid, None)
-            if child_id is None:
+            if child_id is None or pid in reported:
+                reported.discard(pid)
                 continue
             if os.WIFSIGNALED(status):
                 send_event({"ev": "exit", "id": child_id, "signal": os.WTERMSIG(status)})

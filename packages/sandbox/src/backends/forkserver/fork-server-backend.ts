@@ -227,7 +227,9 @@ export class ForkServerBackend {
         openFiles: Math.max(options.limits.openFiles, 16),
         fileSizeBytes: options.limits.fileSizeBytes,
       })
-      for (const pid of child.hostPids) await cgroup.addProcess(pid)
+      // The program's process only: the sandbox's init runs no user code and stays with the fork
+      // server, so that the run's cgroup is empty as soon as the program and its children are.
+      await cgroup.addProcess(child.hostPids[1] ?? child.hostPids[0] ?? 0)
       // The child's workdir lives in its own mount namespace; this descriptor keeps it reachable
       // (and alive) after the child is gone, for the output files.
       workdirFd = fs.openSync(
@@ -643,6 +645,9 @@ class ForkSlot implements Slot {
       await this.#cgroup.destroy()
       await this.#child.exited
     } finally {
+      for (const stream of [this.#child.stdin, this.#child.stdout, this.#child.stderr]) {
+        stream.destroy()
+      }
       fs.closeSync(this.#workdirFd)
       await this.#backend.childGone(this.server)
     }

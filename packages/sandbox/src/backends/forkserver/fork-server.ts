@@ -279,10 +279,9 @@ export class ForkServer {
       exited: new Promise((resolve) => (resolveExit = resolve)),
     }
     this.#children.set(id, pending)
-    void pending.exited.then(() => {
-      this.#children.delete(id)
-      for (const stream of Object.values(pending.streams)) stream.destroy()
-    })
+    // The sandbox's streams stay open past its exit (output may still be in flight); the slot
+    // closes them when it is released.
+    void pending.exited.then(() => this.#children.delete(id))
     return new Promise<ForkChild>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.settle?.(
@@ -471,6 +470,7 @@ export class ForkServer {
     for (const pending of this.#children.values()) {
       pending.settle?.(new SandboxError('backend_unavailable', reason))
       pending.resolveExit({ code: null, signal: 9 })
+      for (const stream of Object.values(pending.streams)) stream.destroy()
     }
     this.#onExit?.(reason)
   }
