@@ -1,0 +1,549 @@
+/**
+ * Issue 4's side-by-side benchmark: the same workloads (a trivial print, pandas `describe()` of a
+ * 10k-row frame, a matplotlib figure saved to PNG, bash `echo`) over HTTP through
+ *   - hutch with the fast path on (fork servers, warm pool 4-16) and off (HUTCH_FAST_PATH=false);
+ *   - a naive Node server spawning /usr/bin/python3 (or bash) per request, no isolation;
+ *   - the same server wrapping each run in bubblewrap (cold interpreter, no hutch);
+ *   - the NVIDIA agent-toolkit model: a Python server forking a multiprocessing.Process per request;
+ *   - the same Node server wrapping each run in gVisor `runsc do`, where runsc is installed.
+ * Figures: p50/p99 latency at concurrency 1, runs/s at concurrency 4 and 16, CPU ms per run of the
+ * whole machine, and PSS per idle warm sandbox; each baseline as a ratio to hutch (fast path on).
+ * The paths run one after another, each alone on the machine. It measures; it asserts nothing.
+ *
+ *   ./scripts/bench fast [runs]      (default 40: runs at c1, 5x at c4 and c16; heavy workloads half
+ *                                    at c1 and 1x at c4 and c16)
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import readline from 'node:readline'
+import { startTestServer, testServerPlacement, type TestServer } from '../test/support/server.ts'
+
+const runs = Number(process.argv[2] ?? 40)
+const root = path.resolve(import.meta.dirname, '..')
+const benchStartedAt = performance.now()
+
+interface Workload {
+  name: string
+  language: 'python' | 'bash'
+  code: string
+  /** A light workload takes `runs` at c1 and 5x at c4/c16; a heavy one half and 1x. */
+  heavy: boolean
+  expectStdout: (stdout: string) => boolean
+}
+
+const workloads: Workload[] = [
+  {
+    name: 'trivial python `print(1)`',
+    language: 'python',
+    code: 'print(1)',
+    heavy: false,
+    expectStdout: (stdout) => stdout === '1\n',
+  },
+  {
+    name: 'pandas `describe()` of 10k rows',
+    language: 'python',
+    code: [
+      'import numpy as np',
+      'import pandas as pd',
+      "frame = pd.DataFrame(np.random.default_rng(0).random((10_000, 4)), columns=list('abcd'))",
+      'print(frame.describe())',
+    ].join('\n'),
+    heavy: true,
+    expectStdout: (stdout) => stdout.includes('count  10000.000000'),
+  },
+  {
+    name: 'matplotlib figure saved to PNG',
+    language: 'python',
+    code: [
+      'import matplotlib',
+      "matplotlib.use('Agg')",
+      'import matplotlib.pyplot as plt',
+      'fig, ax = plt.subplots()',
+      'ax.plot(range(100), [i * i for i in range(100)])',
+      "fig.savefig('plot.png')",
+      "print('saved')",
+    ].join('\n'),
+    heavy: true,
+    expectStdout: (stdout) => stdout === 'saved\n',
+  },
+  {
+    name: 'bash `echo hi`',
+    language: 'bash',
+    code: 'echo hi',
+    heavy: false,
+    expectStdout: (stdout) => stdout === 'hi\n',
+  },
+]
+
+/** Memory at rest: per idle warm sandbox, and of the long-lived helpers (fork servers, servers). */
+interface Memory {
+  sandboxMb: number | undefined
+  sandboxes: number
+  helpersMb: number | undefined
+  helpersNote: string
+}
+
+interface BenchPath {
+  label: string
+  /** Why the path cannot run on this machine, if it cannot. */
+  unavailable?: () => string | undefined
+  start(): Promise<void>
+  /** One run over HTTP; throws unless the workload's output came back. */
+  execute(workload: Workload): Promise<void>
+  memory(): Promise<Memory>
+  stop(): Promise<void>
+}
+
+interface Figures {
+  p50Ms: number
+  p99Ms: number
+  c4PerSecond: number
+  c16PerSecond: number
+  cpuMsPerRun: number
+}
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN
+}
+
+/** Runs `total` calls of `once`, `concurrency` at a time, after one warm-up call. */
+async function load(
+  once: () => Promise<void>,
+  total: number,
+  concurrency: number,
+): Promise<{ samples: number[]; perSecond: number; cpuMsPerRun: number }> {
+  await once()
+  const samples: number[] = []
+  let next = 0
+  const cpuBefore = busyCpuMs()
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next++
+        const t0 = performance.now()
+        await once()
+        samples.push(performance.now() - t0)
+      }
+    }),
+  )
+  const perSecond = (total / (performance.now() - started)) * 1000
+  return { samples, perSecond, cpuMsPerRun: (busyCpuMs() - cpuBefore) / total }
+}
+
+const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
+
+/** Whole-machine busy CPU time (user+nice+system+irq+softirq from /proc/stat), in ms. */
+function busyCpuMs(): number {
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/) ?? []
+  const [user, nice, system, , , irq, softirq] = fields.slice(1).map(Number)
+  const jiffies = [user, nice, system, irq, softirq].reduce<number>((a, b) => a + (b ?? 0), 0)
+  return (jiffies * 1000) / clockTicksPerSecond
+}
+
+/** Proportional set size of a process in kB (0 if it is gone). */
+function pssKb(pid: number): number {
+  try {
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+    return Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0)
+  } catch {
+    return 0
+  }
+}
+
+/** A process and all its descendants. */
+function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)])
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree: number[] = []
+  const pending = [pid]
+  while (pending.length > 0) {
+    const next = pending.pop() as number
+    tree.push(next)
+    pending.push(...(children.get(next) ?? []))
+  }
+  return tree
+}
+
+const mb = (kb: number) => kb / 1024
+
+/** The pids of each `run-*` cgroup under a test server's cgroup parent (pids hierarchy). */
+function runCgroups(server: TestServer): { name: string; pids: number[] }[] {
+  const parent = path.join('/sys/fs/cgroup/pids', testServerPlacement(server.dataDir).cgroupParent)
+  if (!fs.existsSync(parent)) return []
+  return fs
+    .readdirSync(parent)
+    .filter((name) => name.startsWith('run-'))
+    .map((name) => ({
+      name,
+      pids: fs
+        .readFileSync(path.join(parent, name, 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(Number),
+    }))
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function hutchPath(label: string, fastPath: boolean): BenchPath {
+  let server: TestServer | undefined
+  return {
+    label,
+    async start() {
+      server = await startTestServer({
+        env: {
+          HUTCH_FAST_PATH: String(fastPath),
+          HUTCH_POOL_MIN_WARM: '4',
+          HUTCH_POOL_MAX_WARM: '16',
+          HUTCH_MAX_CONCURRENT_RUNS: '16',
+          HUTCH_RATE_LIMIT_PER_MINUTE: '0',
+          HUTCH_MAX_QUEUE_DEPTH: '256',
+        },
+      })
+      await server.request('POST', '/v1/pool/warm-up', { body: {} })
+    },
+    async execute(workload) {
+      const response = await fetch(`${server?.url}/v1/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          language: workload.language,
+          code: workload.code,
+          timeoutMs: 120_000,
+        }),
+      })
+      const result = (await response.json()) as {
+        status?: string
+        stdout?: string
+        outputFiles?: { path: string }[]
+      }
+      const pngBack =
+        !workload.code.includes('savefig') || result.outputFiles?.[0]?.path === 'plot.png'
+      if (result.status !== 'ok' || !workload.expectStdout(result.stdout ?? '') || !pngBack) {
+        throw new Error(`hutch run failed: ${JSON.stringify(result).slice(0, 400)}`)
+      }
+    },
+    async memory() {
+      if (server === undefined) throw new Error('not started')
+      // Idle: the pool topped up and nothing running.
+      await server.request('POST', '/v1/pool/warm-up', { body: {} })
+      await sleep(2000)
+      const cgroups = runCgroups(server)
+      const sandboxes = cgroups.filter(({ name }) => !name.startsWith('run-forkserver-'))
+      const forkServers = cgroups.filter(({ name }) => name.startsWith('run-forkserver-'))
+      const sum = (pids: number[]) => pids.reduce((total, pid) => total + pssKb(pid), 0)
+      const sandboxKb = sandboxes.map(({ pids }) => sum(pids))
+      return {
+        sandboxMb:
+          sandboxKb.length > 0
+            ? mb(sandboxKb.reduce((a, b) => a + b, 0) / sandboxKb.length)
+            : undefined,
+        sandboxes: sandboxKb.length,
+        helpersMb: fastPath ? mb(forkServers.reduce((total, { pids }) => total + sum(pids), 0)) : 0,
+        helpersNote: fastPath
+          ? `${forkServers.length} fork servers (in-process Node server not counted)`
+          : 'none (in-process Node server not counted)',
+      }
+    },
+    async stop() {
+      await server?.stop()
+      server = undefined
+    },
+  }
+}
+
+/** A baseline server started as a child process that prints its port on its first line. */
+function childServer(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): { start(): Promise<void>; url(): string; pid(): number; stop(): Promise<void> } {
+  let child: ChildProcess | undefined
+  let port = ''
+  return {
+    async start() {
+      const started = spawn(command, args, {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      })
+      child = started
+      const lines = readline.createInterface({ input: started.stdout })
+      port = await new Promise<string>((resolve, reject) => {
+        started.once('error', reject)
+        started.once('exit', (code) => reject(new Error(`${command} exited with ${code}`)))
+        lines.once('line', resolve)
+      })
+    },
+    url: () => `http://127.0.0.1:${port}`,
+    pid: () => child?.pid ?? 0,
+    async stop() {
+      const running = child
+      child = undefined
+      if (running === undefined || running.exitCode !== null) return
+      const exited = new Promise((resolve) => running.once('exit', resolve))
+      running.kill('SIGTERM')
+      await Promise.race([exited, sleep(5000)])
+      if (running.exitCode === null) running.kill('SIGKILL')
+    },
+  }
+}
+
+function serverMemory(pid: number, note: string): Memory {
+  const kb = processTree(pid).reduce((total, one) => total + pssKb(one), 0)
+  return { sandboxMb: undefined, sandboxes: 0, helpersMb: mb(kb), helpersNote: note }
+}
+
+function onPath(program: string): boolean {
+  return (process.env['PATH'] ?? '')
+    .split(':')
+    .some((dir) => dir !== '' && fs.existsSync(path.join(dir, program)))
+}
+
+function spawnPath(
+  label: string,
+  mode: 'naive' | 'bwrap' | 'runsc',
+  mplConfigDir: string,
+): BenchPath {
+  const server = childServer(process.execPath, ['bench/baselines/spawn-server.ts', mode], {
+    MPLCONFIGDIR: mplConfigDir,
+  })
+  return {
+    label,
+    ...(mode === 'runsc'
+      ? { unavailable: () => (onPath('runsc') ? undefined : 'not installed') }
+      : {}),
+    start: () => server.start(),
+    async execute(workload) {
+      const response = await fetch(`${server.url()}/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ language: workload.language, code: workload.code }),
+      })
+      const result = (await response.json()) as { exitCode?: number; stdout?: string }
+      if (result.exitCode !== 0 || !workload.expectStdout(result.stdout ?? '')) {
+        throw new Error(`${mode} run failed: ${JSON.stringify(result).slice(0, 400)}`)
+      }
+    },
+    memory: () =>
+      Promise.resolve(serverMemory(server.pid(), 'the Node server (nothing kept warm)')),
+    stop: () => server.stop(),
+  }
+}
+
+function nvidiaPath(label: string, mplConfigDir: string): BenchPath {
+  const server = childServer('/usr/bin/python3', ['bench/baselines/nvidia_style_server.py'], {
+    MPLCONFIGDIR: mplConfigDir,
+    MPLBACKEND: 'Agg',
+  })
+  return {
+    label,
+    start: () => server.start(),
+    async execute(workload) {
+      const response = await fetch(`${server.url()}/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          generated_code: workload.code,
+          timeout: 120,
+          language: workload.language,
+        }),
+      })
+      const result = (await response.json()) as { process_status?: string; stdout?: string }
+      if (result.process_status !== 'completed' || !workload.expectStdout(result.stdout ?? '')) {
+        throw new Error(`NVIDIA-style run failed: ${JSON.stringify(result).slice(0, 400)}`)
+      }
+    },
+    memory: () =>
+      Promise.resolve(serverMemory(server.pid(), 'the Python server (nothing kept warm)')),
+    stop: () => server.stop(),
+  }
+}
+
+// Matplotlib's font cache, built once and shared by the baselines (hutch builds its own).
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-bench-fast-'))
+const mplConfigDir = path.join(scratch, 'matplotlib')
+fs.mkdirSync(mplConfigDir)
+execFileSync('/usr/bin/python3', ['-c', 'import matplotlib.pyplot'], {
+  env: { ...process.env, MPLCONFIGDIR: mplConfigDir, MPLBACKEND: 'Agg' },
+})
+
+const paths: BenchPath[] = [
+  hutchPath('hutch, fast path on', true),
+  hutchPath('hutch, fast path off', false),
+  spawnPath('naive: Node spawns python3 per request', 'naive', mplConfigDir),
+  spawnPath('bubblewrap per request, cold interpreter', 'bwrap', mplConfigDir),
+  nvidiaPath('NVIDIA toolkit style: fork a multiprocessing.Process', mplConfigDir),
+  spawnPath('gVisor `runsc do` per request', 'runsc', mplConfigDir),
+]
+
+const figures = new Map<string, Map<string, Figures | string>>()
+const memories = new Map<string, Memory | string>()
+const log = (line: string) => process.stderr.write(`${line}\n`)
+
+try {
+  for (const benchPath of paths) {
+    const byWorkload = new Map<string, Figures | string>()
+    figures.set(benchPath.label, byWorkload)
+    const reason = benchPath.unavailable?.()
+    if (reason !== undefined) {
+      memories.set(benchPath.label, reason)
+      for (const workload of workloads) byWorkload.set(workload.name, reason)
+      continue
+    }
+    try {
+      await benchPath.start()
+      memories.set(benchPath.label, await benchPath.memory())
+      for (const workload of workloads) {
+        const c1Runs = workload.heavy ? Math.max(2, Math.ceil(runs / 2)) : runs
+        const loadRuns = workload.heavy ? runs : runs * 5
+        const once = () => benchPath.execute(workload)
+        try {
+          const c1 = await load(once, c1Runs, 1)
+          const c4 = await load(once, loadRuns, 4)
+          const c16 = await load(once, loadRuns, 16)
+          byWorkload.set(workload.name, {
+            p50Ms: percentile(c1.samples, 50),
+            p99Ms: percentile(c1.samples, 99),
+            c4PerSecond: c4.perSecond,
+            c16PerSecond: c16.perSecond,
+            cpuMsPerRun: c4.cpuMsPerRun,
+          })
+        } catch (error) {
+          byWorkload.set(workload.name, `failed: ${String(error).slice(0, 200)}`)
+        }
+        log(
+          `${benchPath.label} / ${workload.name}: done at ${((performance.now() - benchStartedAt) / 1000).toFixed(0)} s`,
+        )
+      }
+    } catch (error) {
+      const failure = `failed to start: ${String(error).slice(0, 200)}`
+      memories.set(benchPath.label, failure)
+      for (const workload of workloads) byWorkload.set(workload.name, failure)
+    } finally {
+      await benchPath.stop()
+    }
+  }
+} finally {
+  fs.rmSync(scratch, { recursive: true, force: true })
+}
+
+const reference = paths[0]?.label ?? ''
+const ratio = (value: number, base: number | undefined, isReference: boolean) =>
+  isReference || base === undefined || !Number.isFinite(base) || base === 0
+    ? ''
+    : ` (${(value / base).toFixed(value / base >= 10 ? 0 : 1)}x)`
+
+function workloadTable(workload: Workload): string[] {
+  const base = figures.get(reference)?.get(workload.name)
+  const baseFigures = typeof base === 'object' ? base : undefined
+  const lines = [
+    `### ${workload.name}`,
+    '',
+    '| path | p50 ms (c1) | p99 ms (c1) | runs/s c4 | runs/s c16 | CPU ms/run |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for (const { label } of paths) {
+    const result = figures.get(label)?.get(workload.name)
+    if (typeof result !== 'object') {
+      lines.push(`| ${label} | ${result ?? 'not run'} | | | | |`)
+      continue
+    }
+    const isReference = label === reference
+    const cell = (value: number, key: keyof Figures) =>
+      `${value.toFixed(1)}${ratio(value, baseFigures?.[key], isReference)}`
+    lines.push(
+      `| ${label} | ${cell(result.p50Ms, 'p50Ms')} | ${cell(result.p99Ms, 'p99Ms')} | ${cell(result.c4PerSecond, 'c4PerSecond')} | ${cell(result.c16PerSecond, 'c16PerSecond')} | ${cell(result.cpuMsPerRun, 'cpuMsPerRun')} |`,
+    )
+  }
+  return [...lines, '']
+}
+
+function memoryTable(): string[] {
+  const lines = [
+    '### Memory at rest (PSS)',
+    '',
+    '| path | PSS per idle warm sandbox, MB | long-lived helpers, MB |',
+    '| --- | ---: | --- |',
+  ]
+  for (const { label } of paths) {
+    const memory = memories.get(label)
+    if (typeof memory !== 'object') {
+      lines.push(`| ${label} | ${memory ?? 'not run'} | |`)
+      continue
+    }
+    const sandbox =
+      memory.sandboxMb === undefined
+        ? 'none kept warm'
+        : `${memory.sandboxMb.toFixed(1)} (mean of ${memory.sandboxes})`
+    const helpers =
+      memory.helpersMb === undefined ? '' : `${memory.helpersMb.toFixed(1)}: ${memory.helpersNote}`
+    lines.push(`| ${label} | ${sandbox} | ${helpers} |`)
+  }
+  return [...lines, '']
+}
+
+function targetsTable(): string[] {
+  const fast = figures.get(reference)
+  const get = (name: string) => {
+    const result = fast?.get(name)
+    return typeof result === 'object' ? result : undefined
+  }
+  const trivial = get(workloads[0]?.name ?? '')
+  const pandas = get(workloads[1]?.name ?? '')
+  const matplotlib = get(workloads[2]?.name ?? '')
+  const memory = memories.get(reference)
+  const sandboxMb = typeof memory === 'object' ? memory.sandboxMb : undefined
+  const targets: [string, number | undefined, (value: number) => boolean][] = [
+    ['trivial print p50 <= 5 ms over HTTP', trivial?.p50Ms, (v) => v <= 5],
+    ['trivial print p99 <= 20 ms over HTTP', trivial?.p99Ms, (v) => v <= 20],
+    ['pandas describe() p50 <= 30 ms', pandas?.p50Ms, (v) => v <= 30],
+    ['matplotlib PNG p50 <= 120 ms', matplotlib?.p50Ms, (v) => v <= 120],
+    ['>= 150 trivial runs/s at c16', trivial?.c16PerSecond, (v) => v >= 150],
+    ['<= 8 MB PSS per idle warm python sandbox', sandboxMb, (v) => v <= 8],
+  ]
+  return [
+    '### Targets (issue 4), hutch with the fast path on',
+    '',
+    '| target | measured | met |',
+    '| --- | ---: | --- |',
+    ...targets.map(([name, value, met]) =>
+      value === undefined
+        ? `| ${name} | not measured | no |`
+        : `| ${name} | ${value.toFixed(1)} | ${met(value) ? 'yes' : 'no'} |`,
+    ),
+    '',
+  ]
+}
+
+const heavyRuns = Math.max(2, Math.ceil(runs / 2))
+const report = [
+  '## Fast path side by side',
+  '',
+  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor, default platform)' : 'runsc not installed'}. Every path over HTTP on loopback, one after another, each alone (hutch in the bench's own process, the baselines as child processes).`,
+  `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; one warm-up run before each.`,
+  "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
+  `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile.`,
+  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up (fork servers `run-forkserver-*` counted apart); the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
+  '',
+  ...workloads.flatMap(workloadTable),
+  ...memoryTable(),
+  ...targetsTable(),
+  `Total bench time ${((performance.now() - benchStartedAt) / 1000).toFixed(0)} s.`,
+].join('\n')
+fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true })
+fs.writeFileSync(path.join(root, 'bench/results/fast-path.md'), `${report}\n`)
+process.stdout.write(`${report}\n`)
