@@ -31,6 +31,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 CONFIG_PATH = "/tmp/.hutch/config.json"
 if sys.argv[1:] != ["clean"]:
@@ -313,7 +314,25 @@ def run_python(request):
         sys.stderr.flush()
     except BaseException:  # noqa: BLE001
         pass
-    os._exit(code & 0xFF)
+    report_done(code & 0xFF)
+
+
+def report_done(code):
+    """Ends the program without waiting for this process's teardown, which takes milliseconds
+    for an interpreter this size: close stdout and stderr, tell the server the exit code on the
+    stdin connection, and wait for the server to freeze the run's cgroup, read the results and
+    kill it. Should the server not, exit after a while as usual."""
+    for fd in (1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.write(0, f"\ndone {code}\n".encode())
+    except OSError:
+        os._exit(code)
+    time.sleep(10)
+    os._exit(code)
 
 
 def child_main(spec, ready_fd):

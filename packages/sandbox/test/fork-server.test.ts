@@ -43,6 +43,25 @@ describe('fork server fast path', () => {
     }
   })
 
+  it('ends a python run when the program ends, killing what it left behind before reading its files', async () => {
+    const sandbox = await fastSandbox()
+    const started = performance.now()
+    const result = await sandbox.run({
+      language: 'python',
+      code: [
+        'import subprocess, sys',
+        // Holds stdout open, and writes a file after the program has ended.
+        "subprocess.Popen(['bash', '-c', 'sleep 0.5; echo late > late.txt; sleep 20'])",
+        "open('early.txt', 'w').write('early')",
+        "print('bye'); sys.exit(3)",
+      ].join('\n'),
+    })
+    expect(result).toMatchObject({ status: 'error', exitCode: 3, stdout: 'bye\n' })
+    expect(result.outputFiles.map((file) => file.path)).toEqual(['early.txt'])
+    // Not the 20 s of the process left behind: it was killed with the run.
+    expect(performance.now() - started).toBeLessThan(15_000)
+  })
+
   it('replaces a fork server that died, and discards the sandboxes it had prepared', async () => {
     const sandbox = await fastSandbox()
     const backend = sandbox.fastPath?.python

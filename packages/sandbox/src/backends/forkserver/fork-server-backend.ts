@@ -22,7 +22,7 @@ import { defaultSandboxStateDir } from '../bubblewrap/bubblewrap-backend.ts'
 import { describeRootLinks } from '../bubblewrap/bwrap-args.ts'
 import { UidPool } from '../bubblewrap/uid-pool.ts'
 import { decideStatus, decodeExit, signalName } from '../process-exit.ts'
-import type { ForkChild } from './fork-server.ts'
+import type { ForkChild, ForkChildExit } from './fork-server.ts'
 import { ForkServer } from './fork-server.ts'
 
 /** How the fork-server fast path is set up. */
@@ -90,6 +90,31 @@ async function openHostFile(hostPath: string): Promise<AsyncIterable<Uint8Array>
     throw new SandboxError('invalid_request', 'host path is not a regular file')
   }
   return handle.createReadStream()
+}
+
+/** How long a program that said it ended may take to close its output. */
+const outputGraceMs = 100
+
+/**
+ * The exit code a python program reports on its stdin connection when it ends (`done N`). The
+ * program can write there too: at worst it ends its own run early or with a code of its choice,
+ * as exiting would; past 4 KiB nothing more is read.
+ */
+function readDone(socket: Socket): Promise<number> {
+  return new Promise((resolve) => {
+    let text = ''
+    const onData = (chunk: Buffer): void => {
+      if (text.length > 4096) return
+      text += chunk.toString('latin1')
+      const match = /(?:^|\n)done (\d{1,3})\n/.exec(text)
+      if (match !== null) {
+        socket.off('data', onData)
+        resolve(Number(match[1]))
+      }
+    }
+    socket.on('data', onData)
+    socket.resume()
+  })
 }
 
 /** Reads one line (at most 4 KiB) from a paused socket, leaving it paused. */
@@ -595,11 +620,26 @@ class ForkSlot implements Slot {
     spec.signal?.addEventListener('abort', onAbort, { once: true })
     if (spec.signal?.aborted === true) onAbort()
     try {
-      const exit = await child.exited
-      // The child was pid 1 of its namespace: with it, every process of the run is gone; the
-      // cgroup is emptied all the same before a byte is read back.
-      await this.#cgroup.killAll()
-      await outputsDone
+      // A python program reports its end itself, before its interpreter's teardown.
+      const ended = await Promise.race([
+        child.exited.then((exit) => ({ exit })),
+        ...(inProcess ? [readDone(child.stdin).then((code) => ({ code }))] : []),
+      ])
+      let exit: ForkChildExit
+      if ('code' in ended && stopReason === undefined && (await this.#frozenAlone(outputsDone))) {
+        // Every process of the run is stopped: nothing can change a file while it is read back.
+        // The slot kills them when it is released.
+        exit = { code: ended.code, signal: null }
+      } else {
+        // The program's process (pid 1 of its namespace) ended, or it said it did but left other
+        // processes behind: every process of the run dies, the cgroup is empty, before a byte
+        // is read back.
+        await this.#cgroup.killAll()
+        const reaped = await child.exited
+        exit =
+          'code' in ended && stopReason === undefined ? { code: ended.code, signal: null } : reaped
+        await outputsDone
+      }
       const stats = await this.#cgroup.stats()
       const wallMs = Math.round(performance.now() - started)
       if (!this.server.alive && stopReason === undefined && exit.signal === 9 && !stats.oomKilled) {
@@ -636,6 +676,21 @@ class ForkSlot implements Slot {
       clearInterval(cpuTimer)
       spec.signal?.removeEventListener('abort', onAbort)
     }
+  }
+
+  /**
+   * After the program said it ended: whether its process is the run's only one, with its output
+   * closed, once the run's cgroup is frozen.
+   */
+  async #frozenAlone(outputsDone: Promise<unknown>): Promise<boolean> {
+    const closed = await Promise.race([
+      outputsDone.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), outputGraceMs)),
+    ])
+    if (!closed) return false
+    await this.#cgroup.freeze()
+    const pids = await this.#cgroup.pids()
+    return pids.length === 1 && pids[0] === this.#child.hostPids[1]
   }
 
   async release(): Promise<void> {
