@@ -23,6 +23,12 @@ import { startTestServer, testServerPlacement, type TestServer } from '../test/s
 const runs = Number(process.argv[2] ?? 40)
 const root = path.resolve(import.meta.dirname, '..')
 const benchStartedAt = performance.now()
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((value) => value.toFixed(1))
+    .join(' ')
+const loadAtStart = loadAverage()
 
 interface Workload {
   name: string
@@ -81,6 +87,7 @@ const workloads: Workload[] = [
 interface Memory {
   sandboxMb: number | undefined
   sandboxes: number
+  sandboxNote?: string
   helpersMb: number | undefined
   helpersNote: string
 }
@@ -89,12 +96,18 @@ interface BenchPath {
   label: string
   /** Why the path cannot run on this machine, if it cannot. */
   unavailable?: () => string | undefined
+  /** A share of the run counts, for a path too slow to take them all in the time. */
+  runShare?: number
+  /** hutch's own account of each run since the last call (queue, sync in, run, sync out). */
+  takeTimings?: () => Timings[]
   start(): Promise<void>
   /** One run over HTTP; throws unless the workload's output came back. */
   execute(workload: Workload): Promise<void>
   memory(): Promise<Memory>
   stop(): Promise<void>
 }
+
+type Timings = Record<'queueMs' | 'syncInMs' | 'runMs' | 'syncOutMs' | 'totalMs', number>
 
 interface Figures {
   p50Ms: number
@@ -200,8 +213,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 function hutchPath(label: string, fastPath: boolean): BenchPath {
   let server: TestServer | undefined
+  let timings: Timings[] = []
   return {
     label,
+    takeTimings() {
+      const taken = timings
+      timings = []
+      return taken
+    },
     async start() {
       server = await startTestServer({
         env: {
@@ -216,6 +235,7 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       await server.request('POST', '/v1/pool/warm-up', { body: {} })
     },
     async execute(workload) {
+      const t0 = performance.now()
       const response = await fetch(`${server?.url}/v1/execute`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -229,6 +249,10 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
         status?: string
         stdout?: string
         outputFiles?: { path: string }[]
+        timings?: Omit<Timings, 'totalMs'>
+      }
+      if (result.timings !== undefined) {
+        timings.push({ ...result.timings, totalMs: performance.now() - t0 })
       }
       const pngBack =
         !workload.code.includes('savefig') || result.outputFiles?.[0]?.path === 'plot.png'
@@ -246,7 +270,9 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       const forkServers = cgroups.filter(({ name }) => name.startsWith('run-forkserver-'))
       const sum = (pids: number[]) => pids.reduce((total, pid) => total + pssKb(pid), 0)
       const sandboxKb = sandboxes.map(({ pids }) => sum(pids))
+      const processes = sandboxes.reduce((total, { pids }) => total + pids.length, 0)
       return {
+        ...(processes === 0 ? { sandboxNote: 'no process (a workdir and a cgroup)' } : {}),
         sandboxMb:
           sandboxKb.length > 0
             ? mb(sandboxKb.reduce((a, b) => a + b, 0) / sandboxKb.length)
@@ -324,7 +350,7 @@ function spawnPath(
   return {
     label,
     ...(mode === 'runsc'
-      ? { unavailable: () => (onPath('runsc') ? undefined : 'not installed') }
+      ? { unavailable: () => (onPath('runsc') ? undefined : 'not installed'), runShare: 0.25 }
       : {}),
     start: () => server.start(),
     async execute(workload) {
@@ -391,6 +417,7 @@ const paths: BenchPath[] = [
 ]
 
 const figures = new Map<string, Map<string, Figures | string>>()
+const breakdowns = new Map<string, Map<string, Timings[]>>()
 const memories = new Map<string, Memory | string>()
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
@@ -408,11 +435,18 @@ try {
       await benchPath.start()
       memories.set(benchPath.label, await benchPath.memory())
       for (const workload of workloads) {
-        const c1Runs = workload.heavy ? Math.max(2, Math.ceil(runs / 2)) : runs
-        const loadRuns = workload.heavy ? runs : runs * 5
+        const share = benchPath.runShare ?? 1
+        const c1Runs = Math.max(2, Math.ceil((workload.heavy ? runs / 2 : runs) * share))
+        const loadRuns = Math.max(4, Math.ceil((workload.heavy ? runs : runs * 5) * share))
         const once = () => benchPath.execute(workload)
         try {
+          benchPath.takeTimings?.()
           const c1 = await load(once, c1Runs, 1)
+          const c1Timings = benchPath.takeTimings?.()
+          if (c1Timings !== undefined) {
+            const byLabel = breakdowns.get(benchPath.label) ?? new Map<string, Timings[]>()
+            breakdowns.set(benchPath.label, byLabel.set(workload.name, c1Timings))
+          }
           const c4 = await load(once, loadRuns, 4)
           const c16 = await load(once, loadRuns, 16)
           byWorkload.set(workload.name, {
@@ -488,7 +522,7 @@ function memoryTable(): string[] {
     const sandbox =
       memory.sandboxMb === undefined
         ? 'none kept warm'
-        : `${memory.sandboxMb.toFixed(1)} (mean of ${memory.sandboxes})`
+        : `${memory.sandboxMb.toFixed(1)} (mean of ${memory.sandboxes}${memory.sandboxNote === undefined ? '' : `; ${memory.sandboxNote}`})`
     const helpers =
       memory.helpersMb === undefined ? '' : `${memory.helpersMb.toFixed(1)}: ${memory.helpersNote}`
     lines.push(`| ${label} | ${sandbox} | ${helpers} |`)
@@ -529,18 +563,45 @@ function targetsTable(): string[] {
   ]
 }
 
+/** Where hutch's time goes at c1: medians of its own timings against the client's total. */
+function breakdownTable(): string[] {
+  const lines = [
+    "### hutch's account of a run at c1 (medians, ms)",
+    '',
+    '| path | workload | total (client) | queue | sync in | run | sync out | rest (HTTP, records, scheduling) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for (const [label, byWorkload] of breakdowns) {
+    for (const [name, timings] of byWorkload) {
+      const median = (key: keyof Timings) =>
+        percentile(
+          timings.map((one) => one[key]),
+          50,
+        )
+      const parts = (['queueMs', 'syncInMs', 'runMs', 'syncOutMs'] as const).map(median)
+      const total = median('totalMs')
+      const rest = total - parts.reduce((a, b) => a + b, 0)
+      lines.push(
+        `| ${label} | ${name} | ${[total, ...parts, rest].map((ms) => ms.toFixed(1)).join(' | ')} |`,
+      )
+    }
+  }
+  return [...lines, '']
+}
+
 const heavyRuns = Math.max(2, Math.ceil(runs / 2))
 const report = [
   '## Fast path side by side',
   '',
-  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor, default platform)' : 'runsc not installed'}. Every path over HTTP on loopback, one after another, each alone (hutch in the bench's own process, the baselines as child processes).`,
-  `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; one warm-up run before each.`,
+  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback, one after another, each alone (hutch in the bench's own process, the baselines as child processes).`,
+  `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile.`,
   "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up (fork servers `run-forkserver-*` counted apart); the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
   ...memoryTable(),
+  ...breakdownTable(),
   ...targetsTable(),
   `Total bench time ${((performance.now() - benchStartedAt) / 1000).toFixed(0)} s.`,
 ].join('\n')
