@@ -78,6 +78,8 @@ export async function composeServer(
     stateDir: options.sandboxStateDir ?? path.join(defaultSandboxStateDir(), 'server'),
   }
   const backend = await BubblewrapBackend.create({ logger, ...bubblewrap })
+  // Before the execution service exists, so no record failed here is one this process still
+  // holds the end of (it keeps those it could not write while the database was unavailable).
   const executionsFailed = await repository.failUnfinished(
     'the server stopped before this execution finished',
   )
@@ -168,6 +170,7 @@ export async function composeServer(
       allowedNetworks: config.allowedNetworks,
       defaultNetwork: config.defaultNetwork,
       fileUrl,
+      recordRetryMs: config.executionRecordRetryMs,
     },
   })
 
@@ -260,6 +263,8 @@ export async function composeServer(
       }
       await sessionsSaved
       await app.close()
+      // Ends of runs the database missed get one last attempt before it closes.
+      await executions.close()
       await pool?.close()
       await sandbox.close()
       await database.close()

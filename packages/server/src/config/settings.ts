@@ -627,6 +627,15 @@ export const settings = {
     description:
       'PostgreSQL: how long the server lets one statement run, lock waits included, before the database counts as unavailable (503).',
   }),
+  executionRecordRetryMs: setting({
+    group: 'database',
+    schema: integer(0, dayMs),
+    default: 10 * minuteMs,
+    env: ['HUTCH_EXECUTION_RECORD_RETRY_MS'],
+    flag: '--execution-record-retry-ms',
+    description:
+      "When the database is unavailable as a run ends, how long the server keeps the run's outcome in memory and retries writing its record (the client gets a 503 that names the execution); after that, or at shutdown, it logs an error and the next start fails the record.",
+  }),
 
   // sandbox
   backend: setting({

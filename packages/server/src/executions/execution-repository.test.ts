@@ -210,6 +210,27 @@ describe.each(testDatabases)('execution repository contract: $name', (target) =>
       expect(finished?.finishedAt).toBe('2025-03-04T05:06:07.004Z')
     })
 
+    it('adds the phases that could not be recorded to the history at the end, once each', async () => {
+      const { id } = await repository.create(newExecution())
+      await repository.transition(id, 'syncing_in')
+      const finished = await repository.finish(id, {
+        ...nullOutcome,
+        unrecordedPhases: [
+          { status: 'syncing_in', at: '2025-03-04T05:06:06.000Z' },
+          { status: 'running', at: '2025-03-04T05:06:08.000Z' },
+          { status: 'syncing_out', at: '2025-03-04T05:06:09.000Z' },
+        ],
+      })
+      expect(finished.statusHistory).toEqual([
+        { status: 'pending', at: '2025-03-04T05:06:07.000Z' },
+        { status: 'syncing_in', at: '2025-03-04T05:06:07.001Z' },
+        { status: 'running', at: '2025-03-04T05:06:08.000Z' },
+        { status: 'syncing_out', at: '2025-03-04T05:06:09.000Z' },
+        { status: 'killed', at: '2025-03-04T05:06:07.002Z' },
+      ])
+      expect(await repository.get(alice, id)).toStrictEqual(finished)
+    })
+
     it('loses no transition when they race', async () => {
       const { id } = await repository.create(newExecution())
       const other = target.shared ? new ExecutionRepository(await open()) : repository

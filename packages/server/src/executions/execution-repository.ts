@@ -91,6 +91,12 @@ export interface ExecutionOutcome {
   skippedFiles?: SkippedFile[]
   usage: RunUsage | null
   timings: ExecutionTimings | null
+  /**
+   * Phases the execution went through that could not be recorded as they happened (the database
+   * was unavailable); they join the history, in order, before its end. A phase already in the
+   * history is not repeated.
+   */
+  unrecordedPhases?: ExecutionRecord['statusHistory']
 }
 
 /** A file a run made that was not copied out. */
@@ -186,11 +192,18 @@ export class ExecutionRepository {
     return await this.#db.kysely.transaction().execute(async (trx) => {
       const history = await this.#lockUnfinished(trx, id, outcome.status)
       const finishedAt = this.#now()
+      const missed = (outcome.unrecordedPhases ?? []).filter(
+        (phase) => !history.some((entry) => entry.status === phase.status),
+      )
       const row = await trx
         .updateTable('executions')
         .set({
           status: outcome.status,
-          status_history: JSON.stringify([...history, { status: outcome.status, at: finishedAt }]),
+          status_history: JSON.stringify([
+            ...history,
+            ...missed,
+            { status: outcome.status, at: finishedAt },
+          ]),
           exit_code: outcome.exitCode,
           signal: outcome.signal,
           stdout: outcome.stdout,

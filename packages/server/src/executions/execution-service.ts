@@ -7,7 +7,11 @@ import { AppError } from '../app-error.ts'
 import type { Namespace } from '../namespace.ts'
 import type { WarmPool } from '../pool/warm-pool.ts'
 import type { Storage } from '../storage/storage.ts'
-import type { ExecutionRecord, ExecutionRepository } from './execution-repository.ts'
+import type {
+  ExecutionOutcome,
+  ExecutionRecord,
+  ExecutionRepository,
+} from './execution-repository.ts'
 import type { RunQueue } from './run-queue.ts'
 
 /** One execution as the native API takes it (DESIGN section 5). */
@@ -79,7 +83,30 @@ export interface ExecutionServiceOptions {
   defaultNetwork: NetworkMode
   /** Builds the download URL of a file in a namespace. */
   fileUrl: (namespace: Namespace, path: string) => string
+  /**
+   * How long the end of a run the database could not take is kept in memory and retried,
+   * milliseconds, before it is given up (logged as an error).
+   */
+  recordRetryMs: number
 }
+
+/**
+ * The end of a run the database was unavailable for: its record stays unfinished until this is
+ * written, which is retried with backoff.
+ */
+interface PendingFinish {
+  readonly id: string
+  readonly outcome: ExecutionOutcome
+  /** `Date.now()` after which a failed attempt is the last. */
+  readonly giveUpAt: number
+  nextDelayMs: number
+  timer: NodeJS.Timeout | undefined
+  /** The attempt under way; the record once written, undefined while it is still pending. */
+  attempt: Promise<ExecutionRecord | undefined> | undefined
+}
+
+const firstRecordRetryDelayMs = 250
+const maxRecordRetryDelayMs = 5_000
 
 /**
  * Runs one-shot executions: admission through the run queue, input files from storage into a
@@ -96,6 +123,8 @@ export class ExecutionService {
   readonly #options: ExecutionServiceOptions
   readonly #logger: Logger
   readonly #running = new Set<AbortController>()
+  readonly #pendingFinishes = new Map<string, PendingFinish>()
+  #closed = false
 
   constructor(collaborators: {
     sandbox: Sandbox
@@ -189,6 +218,8 @@ export class ExecutionService {
       hooks.signal === undefined ? stopper.signal : AbortSignal.any([stopper.signal, hooks.signal])
     let outcome: RunResult | undefined
     let phases = Promise.resolve()
+    // Phases the database did not take join the history when the record is finished.
+    const unrecordedPhases: ExecutionRecord['statusHistory'] = []
     try {
       outcome = await this.#queue.run(async () => {
         const lease = usePool
@@ -203,15 +234,25 @@ export class ExecutionService {
               ...(hooks.onStderr === undefined ? {} : { onStderr: hooks.onStderr }),
               signal,
               onPhase: (phase) => {
+                const entry = { status: phase, at: new Date().toISOString() }
                 // Phases are recorded in order, and all of them before the record is finished.
-                phases = phases
-                  .then(() => this.#repository.transition(record.id, phase))
-                  .catch((error: unknown) => {
+                // Once one fails, the rest wait for the finish too: each would wait out the
+                // database's timeout again, and the answer with it.
+                phases = phases.then(async () => {
+                  if (unrecordedPhases.length > 0) {
+                    unrecordedPhases.push(entry)
+                    return
+                  }
+                  try {
+                    await this.#repository.transition(record.id, phase)
+                  } catch (error) {
+                    unrecordedPhases.push(entry)
                     this.#logger.warn(
                       { err: error, executionId: record.id },
                       'could not record a phase',
                     )
-                  })
+                  }
+                })
               },
               onOutputFile: async (file) => {
                 await this.#storage.put(namespace, file.path, file.content, {
@@ -228,21 +269,24 @@ export class ExecutionService {
     } catch (error) {
       const appError = toAppError(error)
       await phases
-      await this.#repository
-        .finish(record.id, failedOutcome(appError.message))
-        .catch((finishError: unknown) => {
-          this.#logger.error(
-            { err: finishError, executionId: record.id },
-            'could not record a failure',
-          )
-        })
       this.#observer?.executionFinished(language, 'failed', performance.now() - started)
+      await this.#finish(record.id, {
+        ...failedOutcome(appError.message),
+        unrecordedPhases,
+      }).catch((finishError: unknown) => {
+        if (isUnavailable(finishError)) return
+        this.#logger.error(
+          { err: finishError, executionId: record.id },
+          'could not record a failure',
+        )
+      })
       throw appError
     } finally {
       this.#running.delete(stopper)
     }
     await phases
-    const finished = await this.#repository.finish(record.id, {
+    this.#observer?.executionFinished(outcome.language, outcome.status, performance.now() - started)
+    const finished = await this.#finish(record.id, {
       status: outcome.status,
       exitCode: outcome.exitCode,
       signal: outcome.signal,
@@ -256,8 +300,19 @@ export class ExecutionService {
       skippedFiles: outcome.skippedFiles,
       usage: outcome.usage,
       timings: outcome.timings,
+      unrecordedPhases,
+    }).catch((error: unknown) => {
+      if (!isUnavailable(error)) throw error
+      // The run ended and its files are stored; only its record waits. The answer is still a
+      // 503 (the record is not durable yet: a restart before the database returns fails it),
+      // but it says so, so that a client fetches the record rather than running the code again.
+      throw new AppError(
+        'backend_unavailable',
+        `${error.message}; the run ended, and its record is written once the database returns (GET /v1/executions/${record.id})`,
+        { executionId: record.id },
+        { cause: error },
+      )
     })
-    this.#observer?.executionFinished(outcome.language, outcome.status, performance.now() - started)
     return {
       ...this.toResult(namespace, finished),
       results: outcome.results,
@@ -270,14 +325,29 @@ export class ExecutionService {
     for (const stopper of this.#running) stopper.abort(new Error(reason))
   }
 
+  /**
+   * For shutdown, once no execution runs: one last attempt at writing each end the database could
+   * not take yet; what still fails is logged as an error (the next start fails those records).
+   */
+  async close(): Promise<void> {
+    this.#closed = true
+    await Promise.all(
+      [...this.#pendingFinishes.values()].flatMap((pending) => pending.attempt ?? []),
+    )
+    await Promise.all(
+      [...this.#pendingFinishes.values()].map((pending) => this.#retryFinish(pending)),
+    )
+  }
+
   /** Executions of this namespace, newest first. */
   async list(
     namespace: Namespace,
     page: { limit: number; cursor?: string },
   ): Promise<{ items: ExecuteResult[]; nextCursor: string | null }> {
     const listed = await this.#repository.list(namespace, page)
+    const records = await Promise.all(listed.items.map((record) => this.#current(record)))
     return {
-      items: listed.items.map((record) => this.toResult(namespace, record)),
+      items: records.map((record) => this.toResult(namespace, record)),
       nextCursor: listed.nextCursor,
     }
   }
@@ -286,7 +356,7 @@ export class ExecutionService {
   async get(namespace: Namespace, id: string): Promise<ExecuteResult> {
     const record = await this.#repository.get(namespace, id)
     if (record === undefined) throw new AppError('not_found', `no execution ${id} here`)
-    return this.toResult(namespace, record)
+    return this.toResult(namespace, await this.#current(record))
   }
 
   /** The record shaped as the API returns it, with download URLs. */
@@ -313,6 +383,94 @@ export class ExecutionService {
       createdAt: record.createdAt,
       finishedAt: record.finishedAt,
     }
+  }
+
+  /**
+   * Records how an execution ended. When the database is unavailable the end is kept, and written
+   * with backoff until it returns (or `recordRetryMs` passes); the error is thrown all the same.
+   */
+  async #finish(id: string, outcome: ExecutionOutcome): Promise<ExecutionRecord> {
+    try {
+      return await this.#repository.finish(id, outcome)
+    } catch (error) {
+      if (isUnavailable(error) && !this.#closed) {
+        const pending: PendingFinish = {
+          id,
+          outcome,
+          giveUpAt: Date.now() + this.#options.recordRetryMs,
+          nextDelayMs: firstRecordRetryDelayMs,
+          timer: undefined,
+          attempt: undefined,
+        }
+        this.#pendingFinishes.set(id, pending)
+        this.#logger.warn(
+          { err: error, executionId: id, status: outcome.status },
+          'the database is unavailable: the end of the execution is kept and written when it returns',
+        )
+        this.#scheduleFinish(pending)
+      }
+      throw error
+    }
+  }
+
+  #scheduleFinish(pending: PendingFinish): void {
+    const delayMs = Math.min(pending.nextDelayMs, Math.max(0, pending.giveUpAt - Date.now()))
+    pending.nextDelayMs = Math.min(pending.nextDelayMs * 2, maxRecordRetryDelayMs)
+    // Unreferenced: a kept end does not hold the process up; shutdown makes its last attempt.
+    pending.timer = setTimeout(() => {
+      pending.timer = undefined
+      void this.#retryFinish(pending)
+    }, delayMs).unref()
+  }
+
+  /** An attempt at writing a kept end now, or the one under way. */
+  #retryFinish(pending: PendingFinish): Promise<ExecutionRecord | undefined> {
+    if (pending.attempt !== undefined) return pending.attempt
+    clearTimeout(pending.timer)
+    pending.timer = undefined
+    pending.attempt = this.#attemptFinish(pending).finally(() => {
+      pending.attempt = undefined
+    })
+    return pending.attempt
+  }
+
+  async #attemptFinish(pending: PendingFinish): Promise<ExecutionRecord | undefined> {
+    const fields = { executionId: pending.id, status: pending.outcome.status }
+    try {
+      const record = await this.#repository.finish(pending.id, pending.outcome)
+      this.#pendingFinishes.delete(pending.id)
+      this.#logger.info(fields, 'the database is back: recorded the end of the execution it missed')
+      return record
+    } catch (error) {
+      if (isUnavailable(error) && !this.#closed && Date.now() < pending.giveUpAt) {
+        this.#scheduleFinish(pending)
+        return undefined
+      }
+      this.#pendingFinishes.delete(pending.id)
+      // The record stays unfinished until a start fails it, while the run's files are stored:
+      // the operator needs to know which ones.
+      const why = !isUnavailable(error)
+        ? 'the database refused it'
+        : this.#closed
+          ? 'the server is shutting down'
+          : `the database was unavailable for ${this.#options.recordRetryMs} ms`
+      this.#logger.error(
+        {
+          err: error,
+          ...fields,
+          outputFiles: pending.outcome.outputFiles.map((file) => file.path),
+        },
+        `could not record the end of an execution (${why}); its record stays unfinished while its output files are stored`,
+      )
+      return undefined
+    }
+  }
+
+  /** The record, with its end written first when this process holds it and the database answers. */
+  async #current(record: ExecutionRecord): Promise<ExecutionRecord> {
+    const pending = this.#pendingFinishes.get(record.id)
+    if (pending === undefined || record.finishedAt !== null) return record
+    return (await this.#retryFinish(pending)) ?? record
   }
 
   #limitsOf(request: ExecuteRequest): Record<string, number> {
@@ -355,7 +513,11 @@ function toAppError(error: unknown): AppError {
   return new AppError('internal', 'the execution failed inside hutch', {}, { cause: error })
 }
 
-function failedOutcome(reason: string): Parameters<ExecutionRepository['finish']>[1] {
+function isUnavailable(error: unknown): error is AppError {
+  return error instanceof AppError && error.code === 'backend_unavailable'
+}
+
+function failedOutcome(reason: string): ExecutionOutcome {
   return {
     status: 'failed',
     exitCode: null,
