@@ -210,6 +210,8 @@ function runCgroups(server: TestServer): { name: string; pids: number[] }[] {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** A run that has not answered by then counts as failed (the path's row says so). */
+const requestTimeoutMs = 180_000
 
 function hutchPath(label: string, fastPath: boolean): BenchPath {
   let server: TestServer | undefined
@@ -239,6 +241,7 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       const response = await fetch(`${server?.url}/v1/execute`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(requestTimeoutMs),
         body: JSON.stringify({
           language: workload.language,
           code: workload.code,
@@ -357,6 +360,7 @@ function spawnPath(
       const response = await fetch(`${server.url()}/execute`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(requestTimeoutMs),
         body: JSON.stringify({ language: workload.language, code: workload.code }),
       })
       const result = (await response.json()) as { exitCode?: number; stdout?: string }
@@ -382,6 +386,7 @@ function nvidiaPath(label: string, mplConfigDir: string): BenchPath {
       const response = await fetch(`${server.url()}/execute`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(requestTimeoutMs),
         body: JSON.stringify({
           generated_code: workload.code,
           timeout: 120,
@@ -468,7 +473,8 @@ try {
       memories.set(benchPath.label, failure)
       for (const workload of workloads) byWorkload.set(workload.name, failure)
     } finally {
-      await benchPath.stop()
+      // A path that hung does not hold up the rest.
+      await Promise.race([benchPath.stop(), sleep(30_000)])
     }
   }
 } finally {
