@@ -485,7 +485,10 @@ const reference = paths[0]?.label ?? ''
 const ratio = (value: number, base: number | undefined, isReference: boolean) =>
   isReference || base === undefined || !Number.isFinite(base) || base === 0
     ? ''
-    : ` (${(value / base).toFixed(value / base >= 10 ? 0 : 1)}x)`
+    : ` (${times(value / base)}x)`
+
+/** A ratio with two significant digits below 10 (0.048, 0.52, 3.1) and none above (12, 150). */
+const times = (ratio: number) => (ratio >= 10 ? ratio.toFixed(0) : ratio.toPrecision(2))
 
 function workloadTable(workload: Workload): string[] {
   const base = figures.get(reference)?.get(workload.name)
@@ -572,24 +575,25 @@ function targetsTable(): string[] {
 /** Where hutch's time goes at c1: medians of its own timings against the client's total. */
 function breakdownTable(): string[] {
   const lines = [
-    "### hutch's account of a run at c1 (medians, ms)",
+    "### hutch's account of a run at c1 (medians of each column, ms)",
     '',
     '| path | workload | total (client) | queue | sync in | run | sync out | rest (HTTP, records, scheduling) |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const [label, byWorkload] of breakdowns) {
     for (const [name, timings] of byWorkload) {
-      const median = (key: keyof Timings) =>
-        percentile(
-          timings.map((one) => one[key]),
-          50,
-        )
-      const parts = (['queueMs', 'syncInMs', 'runMs', 'syncOutMs'] as const).map(median)
-      const total = median('totalMs')
-      const rest = total - parts.reduce((a, b) => a + b, 0)
-      lines.push(
-        `| ${label} | ${name} | ${[total, ...parts, rest].map((ms) => ms.toFixed(1)).join(' | ')} |`,
-      )
+      const rest = (one: Timings) =>
+        one.totalMs - one.queueMs - one.syncInMs - one.runMs - one.syncOutMs
+      const medians = [
+        ...(['totalMs', 'queueMs', 'syncInMs', 'runMs', 'syncOutMs'] as const).map((key) =>
+          percentile(
+            timings.map((one) => one[key]),
+            50,
+          ),
+        ),
+        percentile(timings.map(rest), 50),
+      ]
+      lines.push(`| ${label} | ${name} | ${medians.map((ms) => ms.toFixed(1)).join(' | ')} |`)
     }
   }
   return [...lines, '']
