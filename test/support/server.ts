@@ -25,7 +25,13 @@ export interface TestServer {
 
 /** Starts a server with flags (as `hutch serve` takes them) and environment variables. */
 export async function startTestServer(
-  options: { flags?: string[]; env?: Record<string, string>; dataDir?: string } = {},
+  options: {
+    flags?: string[]
+    env?: Record<string, string>
+    dataDir?: string
+    /** Where the server logs; silent unless HUTCH_TEST_LOG names a level. */
+    logger?: pino.Logger
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-server-'))
   // Sandbox uids traverse it to reach the sandbox state inside.
@@ -36,7 +42,7 @@ export async function startTestServer(
     cwd: dataDir,
   })
   const server = await startServer(config, {
-    logger: pino({ level: process.env['HUTCH_TEST_LOG'] ?? 'silent' }),
+    logger: options.logger ?? pino({ level: process.env['HUTCH_TEST_LOG'] ?? 'silent' }),
     ...testServerPlacement(dataDir),
   })
   return {

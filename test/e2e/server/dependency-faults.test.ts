@@ -1,3 +1,4 @@
+import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freshS3Bucket, type FreshS3Bucket } from '../../support/ceph.ts'
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts'
@@ -98,6 +99,54 @@ describe('PostgreSQL stopped and started under a running server', () => {
   })
 })
 
+/**
+ * Starts a run that sleeps and then writes late.txt, and stops PostgreSQL once its record is
+ * `running` (the program is asleep); expects the run's answer to be a 503 naming the record, and
+ * returns the record's id and how long the answer took.
+ */
+async function runWhilePostgresStops(
+  hutch: TestServer,
+  postgres: ThrowawayPostgres,
+): Promise<{ id: string; elapsedMs: number }> {
+  const run = timed(() =>
+    hutch.request('POST', '/v1/execute', {
+      body: {
+        language: 'python',
+        code: 'import time\ntime.sleep(4)\nopen("late.txt", "w").write("late")',
+      },
+    }),
+  )
+  let id: string | undefined
+  for (let attempt = 0; attempt < 100 && id === undefined; attempt += 1) {
+    const listed = (await hutch.request('GET', '/v1/executions')).json as ExecutionList
+    id = listed.items.find((record) => record.status === 'running')?.id
+    if (id === undefined) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  expect(id).toBeDefined()
+  await postgres.stop()
+  const { result, elapsedMs } = await run
+  expect(result.status).toBe(503)
+  expect(result.json).toMatchObject({
+    error: { code: 'backend_unavailable', details: { executionId: id } },
+  })
+  return { id: id ?? '', elapsedMs }
+}
+
+/** A logger whose lines the test reads. */
+function capturingLogger(): {
+  logger: pino.Logger
+  lines: { level: number; msg: string; executionId?: string; outputFiles?: string[] }[]
+} {
+  const lines: { level: number; msg: string; executionId?: string; outputFiles?: string[] }[] = []
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) },
+  )
+  return { logger, lines }
+}
+
+const pinoError = 50
+
 describe('PostgreSQL stopped while a run is in progress', () => {
   let postgres: ThrowawayPostgres
   let hutch: TestServer
@@ -122,27 +171,8 @@ describe('PostgreSQL stopped while a run is in progress', () => {
   // server keeps the end and writes it once the database is back: the record then lists the
   // files it stored, and the answer (a 503) names the execution to fetch.
   it('finishes the record of a run that ended while the database was down once it returns', async () => {
-    const run = hutch.request('POST', '/v1/execute', {
-      body: {
-        language: 'python',
-        code: 'import time\ntime.sleep(4)\nopen("late.txt", "w").write("late")',
-      },
-    })
-    // Stopped once the run's record exists, while its program sleeps.
-    let runningId: string | undefined
-    for (let attempt = 0; attempt < 100 && runningId === undefined; attempt += 1) {
-      const listed = (await hutch.request('GET', '/v1/executions')).json as ExecutionList
-      runningId = listed.items.find((record) => record.status === 'running')?.id
-      if (runningId === undefined) await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-    expect(runningId).toBeDefined()
-    await postgres.stop()
-    const answer = await timed(() => run)
-    expect(answer.result.status).toBe(503)
-    expect(answer.result.json).toMatchObject({
-      error: { code: 'backend_unavailable', details: { executionId: runningId } },
-    })
-    expect(answer.elapsedMs).toBeLessThan(failFastMs)
+    const { id, elapsedMs } = await runWhilePostgresStops(hutch, postgres)
+    expect(elapsedMs).toBeLessThan(failFastMs + 4_000)
     // The file is stored, the record cannot say so yet.
     expect((await hutch.request('GET', '/v1/files/late.txt')).status).toBe(200)
 
@@ -153,15 +183,116 @@ describe('PostgreSQL stopped while a run is in progress', () => {
     let record: ExecutionList['items'][number] | undefined
     for (;;) {
       const listed = (await hutch.request('GET', '/v1/executions')).json as ExecutionList
-      record = listed.items.find((item) => item.id === runningId)
+      record = listed.items.find((item) => item.id === id)
       if (record?.status !== 'running' || Date.now() > deadline) break
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
     expect(record).toMatchObject({ status: 'ok', outputFiles: [{ path: 'late.txt' }] })
     const stored = await hutch.request('GET', '/v1/files/late.txt')
     expect({ status: stored.status, body: stored.text }).toEqual({ status: 200, body: 'late' })
-    const fetched = await hutch.request('GET', `/v1/executions/${runningId}`)
+    const fetched = await hutch.request('GET', `/v1/executions/${id}`)
     expect(fetched.json).toMatchObject({ status: 'ok', outputFiles: [{ path: 'late.txt' }] })
+  })
+})
+
+describe('PostgreSQL away longer than the server keeps the end of a run', () => {
+  let postgres: ThrowawayPostgres
+  let hutch: TestServer
+  const { logger, lines } = capturingLogger()
+
+  beforeAll(async () => {
+    postgres = await startThrowawayPostgres()
+    hutch = await startTestServer({
+      env: {
+        DATABASE_URL: postgres.url,
+        DATABASE_CONNECT_TIMEOUT_MS: '1000',
+        DATABASE_STATEMENT_TIMEOUT_MS: '5000',
+        HUTCH_EXECUTION_RECORD_RETRY_MS: '1000',
+      },
+      logger,
+    })
+  })
+
+  afterAll(async () => {
+    await hutch.stop()
+    await postgres.remove()
+  })
+
+  it('gives up after HUTCH_EXECUTION_RECORD_RETRY_MS with an error naming the run and its files', async () => {
+    const { id } = await runWhilePostgresStops(hutch, postgres)
+    const gaveUp = () => lines.find((line) => line.level === pinoError && line.executionId === id)
+    const deadline = Date.now() + 30_000
+    while (gaveUp() === undefined && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect(gaveUp()).toMatchObject({
+      msg: expect.stringContaining('stayed unavailable for 1000 ms'),
+      outputFiles: ['late.txt'],
+    })
+
+    // Nothing holds the end any more: the record stays as the database last saw it.
+    await postgres.start()
+    expect(await waitUntilReady(hutch)).toMatchObject({ status: 'ready' })
+    const fetched = await hutch.request('GET', `/v1/executions/${id}`)
+    expect(fetched.json).toMatchObject({ status: 'running', outputFiles: [] })
+  })
+})
+
+describe('a server shut down while it keeps the end of a run', () => {
+  let postgres: ThrowawayPostgres
+
+  beforeAll(async () => {
+    postgres = await startThrowawayPostgres()
+  })
+
+  afterAll(async () => {
+    await postgres.remove()
+  })
+
+  const env = () => ({
+    DATABASE_URL: postgres.url,
+    DATABASE_CONNECT_TIMEOUT_MS: '1000',
+    DATABASE_STATEMENT_TIMEOUT_MS: '5000',
+  })
+
+  it('logs the end it cannot write while the database is down', async () => {
+    const { logger, lines } = capturingLogger()
+    const hutch = await startTestServer({ env: env(), logger })
+    let id: string
+    try {
+      ;({ id } = await runWhilePostgresStops(hutch, postgres))
+    } finally {
+      await hutch.stop()
+      await postgres.start()
+    }
+    expect(lines.find((line) => line.level === pinoError && line.executionId === id)).toMatchObject(
+      {
+        msg: expect.stringContaining('the server is shutting down'),
+        outputFiles: ['late.txt'],
+      },
+    )
+  })
+
+  it('writes the end in its last attempt once the database is back', async () => {
+    const hutch = await startTestServer({ env: env() })
+    let id: string
+    try {
+      ;({ id } = await runWhilePostgresStops(hutch, postgres))
+      // The retries back off (250 ms doubling to 5 s): after 8.5 s the next one is seconds away,
+      // so the shutdown, not a retry, is what writes the record.
+      await new Promise((resolve) => setTimeout(resolve, 8_500))
+      await postgres.start()
+    } finally {
+      await hutch.stop()
+    }
+    // A new server on the same database: its start fails only records nobody finished.
+    const next = await startTestServer({ env: env() })
+    try {
+      const fetched = await next.request('GET', `/v1/executions/${id}`)
+      expect(fetched.json).toMatchObject({ status: 'ok', outputFiles: [{ path: 'late.txt' }] })
+    } finally {
+      await next.stop()
+    }
   })
 })
 

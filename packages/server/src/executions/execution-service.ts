@@ -447,23 +447,31 @@ export class ExecutionService {
         return undefined
       }
       this.#pendingFinishes.delete(pending.id)
-      // The record stays unfinished until a start fails it, while the run's files are stored:
-      // the operator needs to know which ones.
-      const why = !isUnavailable(error)
-        ? 'the database refused it'
-        : this.#closed
-          ? 'the server is shutting down'
-          : `the database was unavailable for ${this.#options.recordRetryMs} ms`
+      // The operator needs to know which runs' files are stored while their records do not list
+      // them (a start fails an unfinished record).
       this.#logger.error(
         {
           err: error,
           ...fields,
           outputFiles: pending.outcome.outputFiles.map((file) => file.path),
         },
-        `could not record the end of an execution (${why}); its record stays unfinished while its output files are stored`,
+        `could not record the end of an execution: ${this.#whyNotRecorded(error)}`,
       )
       return undefined
     }
+  }
+
+  #whyNotRecorded(error: unknown): string {
+    if (isUnavailable(error)) {
+      const when = this.#closed
+        ? 'the server is shutting down'
+        : `it stayed unavailable for ${this.#options.recordRetryMs} ms`
+      return `the database is unavailable and ${when}; the record stays unfinished while the output files are stored`
+    }
+    const endedAs = error instanceof AppError ? error.details['status'] : undefined
+    return typeof endedAs === 'string'
+      ? `the record had already ended (${endedAs}): an attempt the database took without answering, or another server's start, ended it`
+      : 'the database refused it'
   }
 
   /** The record, with its end written first when this process holds it and the database answers. */
