@@ -226,10 +226,15 @@ def receive_request(sock):
     os.umask(0o022)
     current = None
     failure = None
+    failed = False
+    written = {}
     while True:
         message = frame()
         op = message["op"]
         if op == "run":
+            if failed:
+                # The inputs are not all there: the program must not run.
+                os._exit(125)
             return message
         if op == "open":
             target = os.path.join(WORKDIR, message["path"])
@@ -238,6 +243,7 @@ def receive_request(sock):
                 if os.path.lexists(target):
                     os.unlink(target)
                 current = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                current_path = message["path"]
             except OSError as error:
                 failure = failure or f"{message['path']}: {error.strerror}"
                 current = None
@@ -254,10 +260,18 @@ def receive_request(sock):
                     current = None
         elif op == "close":
             if current is not None:
+                stat = os.fstat(current)
+                written[current_path] = [stat.st_mtime_ns // 1_000_000_000, stat.st_mtime_ns % 1_000_000_000]
                 os.close(current)
                 current = None
         elif op == "sync":
-            sock.sendall(b"ok\n" if failure is None else f"error: {failure}\n".encode())
+            # The modification times of the files as written: the server's snapshot of the
+            # workdir before the program, which may already have been asked for, runs.
+            if failure is None:
+                sock.sendall(b"ok " + json.dumps(written).encode() + b"\n")
+            else:
+                sock.sendall(f"error: {failure}\n".encode())
+                failed = True
             failure = None
 
 

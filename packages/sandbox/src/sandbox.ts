@@ -8,7 +8,7 @@ import { BubblewrapBackend } from './backends/bubblewrap/bubblewrap-backend.ts'
 import { ForkServerBackend } from './backends/forkserver/fork-server-backend.ts'
 import { parsePythonError } from './errors/python-traceback.ts'
 import type { OutputCaps, OutputSink } from './files/output-files.ts'
-import { collectOutputFiles, snapshotTree } from './files/output-files.ts'
+import { collectOutputFiles, snapshotTree, type TreeSnapshot } from './files/output-files.ts'
 import { validateRelativePath } from './files/paths.ts'
 import { copyHostFileInto, writeFileInto } from './files/write-files.ts'
 import type { Logger } from './logger.ts'
@@ -409,8 +409,10 @@ export class Sandbox {
     const id = slot.runId
     options.onPhase?.('syncing_in')
     const syncInStart = performance.now()
+    let before: Promise<TreeSnapshot>
     if (slot.putFiles !== undefined) {
-      await slot.putFiles([
+      // Sent now, written by the sandbox's own user: its snapshot comes back while it runs.
+      const { written } = await slot.putFiles([
         ...request.files.map((file) => ({
           path: file.path,
           content:
@@ -422,6 +424,7 @@ export class Sandbox {
         })),
         ...(request.code === undefined ? [] : [{ path: request.codePath, content: request.code }]),
       ])
+      before = written
     } else {
       const owner = { uid: slot.uid, gid: slot.gid }
       for (const file of request.files) {
@@ -433,8 +436,9 @@ export class Sandbox {
       if (request.code !== undefined) {
         await writeFileInto(slot.workdir, request.codePath, request.code, owner)
       }
+      // Taken before the program runs: it could change the files under a later walk.
+      before = Promise.resolve(await snapshotTree(slot.workdir, this.#outputCaps))
     }
-    const before = await snapshotTree(slot.workdir, this.#outputCaps)
     options.onPhase?.('running')
     const runStart = performance.now()
     const processResult = await slot.run({
@@ -456,7 +460,7 @@ export class Sandbox {
     })
     options.onPhase?.('syncing_out')
     const syncOutStart = performance.now()
-    const collected = await collectOutputFiles(slot.workdir, before, this.#outputCaps, {
+    const collected = await collectOutputFiles(slot.workdir, await before, this.#outputCaps, {
       ...(options.outputDir === undefined ? {} : { destDir: options.outputDir }),
       ...(options.onOutputFile === undefined ? {} : { sink: options.onOutputFile }),
     })

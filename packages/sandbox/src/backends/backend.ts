@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream'
 import type { NetworkMode, RunStatus } from '@hutch/protocol'
 import type { CgroupStats } from '../cgroups/cgroups.ts'
+import type { TreeSnapshot } from '../files/output-files.ts'
 import type { Limits } from '../policy/limits.ts'
 import type { Policy } from '../policy/policy.ts'
 
@@ -108,9 +109,11 @@ export interface Slot extends AsyncDisposable {
   /**
    * Writes the inputs into the workdir as the sandbox's own user, for slots whose workdir the
    * server cannot create files in (a fork server child's lives in the child's user namespace).
-   * When a slot has it, `workdir` is only read from.
+   * When a slot has it, `workdir` is only read from. Resolves once the files are sent; `written`
+   * resolves with the workdir's snapshot once they are written (the run may be asked for before),
+   * or rejects, and then the program does not run.
    */
-  putFiles?(files: readonly SlotFile[]): Promise<void>
+  putFiles?(files: readonly SlotFile[]): Promise<{ written: Promise<TreeSnapshot> }>
   /** A slot fixed to one network mode when it was prepared (a fork server child). */
   readonly network?: NetworkMode
   /** Whether the slot can still run (its fork server alive); absent means yes. */

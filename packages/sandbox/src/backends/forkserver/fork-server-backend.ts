@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
@@ -17,6 +18,7 @@ import { BoundedOutput, OutputBudget } from '../../process/bounded-output.ts'
 import type { SandboxFile } from '../../runtimes/matplotlib-font-cache.ts'
 import { SandboxError } from '../../sandbox-error.ts'
 import { buildSeccompFilter } from '../../seccomp/seccomp.ts'
+import type { TreeSnapshot, TreeSnapshotEntry } from '../../files/output-files.ts'
 import type { ProcessResult, Slot, SlotFile, SlotOptions, SlotRunSpec } from '../backend.ts'
 import { defaultSandboxStateDir } from '../bubblewrap/bubblewrap-backend.ts'
 import { describeRootLinks } from '../bubblewrap/bwrap-args.ts'
@@ -94,60 +96,91 @@ async function openHostFile(hostPath: string): Promise<AsyncIterable<Uint8Array>
 
 /** How long a program that said it ended may take to close its output. */
 const outputGraceMs = 100
+/** Most bytes read back on a sandbox's stdin connection (the files' reply can be long). */
+const maxLinesBytes = 16 * 1024 * 1024
 
 /**
- * The exit code a python program reports on its stdin connection when it ends (`done N`). The
- * program can write there too: at worst it ends its own run early or with a code of its choice,
- * as exiting would; past 4 KiB nothing more is read.
+ * The lines a sandbox writes on its stdin connection: first the reply to its input files, then,
+ * from a python program, `done N` with its exit code. The program can write there too: at worst
+ * it ends its own run early or with a code of its choice, as exiting would; past
+ * {@link maxLinesBytes} nothing more is read.
  */
-function readDone(socket: Socket): Promise<number> {
-  return new Promise((resolve) => {
-    let text = ''
-    const onData = (chunk: Buffer): void => {
-      if (text.length > 4096) return
-      text += chunk.toString('latin1')
-      const match = /(?:^|\n)done (\d{1,3})\n/.exec(text)
-      if (match !== null) {
-        socket.off('data', onData)
-        resolve(Number(match[1]))
+class SocketLines {
+  readonly #lines: string[] = []
+  readonly #waiters: { resolve: (line: string) => void; reject: (error: Error) => void }[] = []
+  #buffered = ''
+  #total = 0
+  #ended = false
+
+  constructor(socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      if (this.#total > maxLinesBytes) return
+      this.#total += chunk.length
+      this.#buffered += chunk.toString('utf8')
+      let end: number
+      while ((end = this.#buffered.indexOf('\n')) >= 0) {
+        this.#lines.push(this.#buffered.slice(0, end))
+        this.#buffered = this.#buffered.slice(end + 1)
+      }
+      this.#deliver()
+    })
+    const ended = (): void => {
+      this.#ended = true
+      this.#deliver()
+    }
+    socket.once('end', ended)
+    socket.once('close', ended)
+    socket.resume()
+  }
+
+  /** The next line, to callers in the order they asked; rejects when the connection closed first. */
+  next(): Promise<string> {
+    const line = new Promise<string>((resolve, reject) => this.#waiters.push({ resolve, reject }))
+    this.#deliver()
+    return line
+  }
+
+  /** The exit code of the first `done N` line; never settles without one. */
+  async done(): Promise<number> {
+    for (;;) {
+      const line = await this.next().catch(() => new Promise<never>(() => {}))
+      const match = /^done (\d{1,3})$/.exec(line)
+      if (match !== null) return Number(match[1])
+    }
+  }
+
+  #deliver(): void {
+    while (this.#waiters.length > 0 && this.#lines.length > 0) {
+      this.#waiters.shift()?.resolve(this.#lines.shift() ?? '')
+    }
+    if (this.#ended) {
+      for (const waiter of this.#waiters.splice(0)) {
+        waiter.reject(new SandboxError('backend_unavailable', 'the sandbox closed its connection'))
       }
     }
-    socket.on('data', onData)
-    socket.resume()
-  })
+  }
 }
 
-/** Reads one line (at most 4 KiB) from a paused socket, leaving it paused. */
-function readLine(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = ''
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('utf8')
-      const end = text.indexOf('\n')
-      if (end >= 0 || text.length > 4096) {
-        done()
-        resolve(end >= 0 ? text.slice(0, end) : text)
-      }
-    }
-    const onEnd = (): void => {
-      done()
-      reject(new SandboxError('backend_unavailable', 'the sandbox closed its connection'))
-    }
-    const done = (): void => {
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('close', onEnd)
-      socket.pause()
-    }
-    if (socket.destroyed || socket.readableEnded) {
-      reject(new SandboxError('backend_unavailable', 'the sandbox closed its connection'))
-      return
-    }
-    socket.on('data', onData)
-    socket.once('end', onEnd)
-    socket.once('close', onEnd)
-    socket.resume()
-  })
+/** The workdir's snapshot from what was sent and the sandbox's reply (`ok {path: [s, ns]}`). */
+function writtenSnapshot(
+  reply: string,
+  sent: ReadonlyMap<string, { size: number; sha256: string }>,
+): TreeSnapshot {
+  if (!reply.startsWith('ok ')) {
+    const message = reply.replace(/^error: /, '')
+    throw new SandboxError(
+      /No space|quota|too large/i.test(message) ? 'payload_too_large' : 'invalid_path',
+      `could not write the input files: ${message}`,
+    )
+  }
+  const times = JSON.parse(reply.slice(3)) as Record<string, [number, number]>
+  const snapshot = new Map<string, TreeSnapshotEntry>()
+  for (const [path, file] of sent) {
+    const [seconds, nanoseconds] = times[path] ?? [0, 0]
+    // As Node computes Stats.mtimeMs.
+    snapshot.set(path, { ...file, mtimeMs: seconds * 1e3 + nanoseconds / 1e6 })
+  }
+  return snapshot
 }
 
 const defaultPreload = ['numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot']
@@ -446,6 +479,8 @@ class ForkSlot implements Slot {
   readonly #cgroup: RunCgroup
   readonly #workdirFd: number
   #state: 'ready' | 'running' | 'used' | 'released' = 'ready'
+  /** Lines the sandbox writes back on its stdin connection: the files' reply, then `done N`. */
+  readonly #lines: SocketLines
   /** Whether its child was reaped (or its fork server died) before or during the run. */
   #childGone = false
 
@@ -473,10 +508,12 @@ class ForkSlot implements Slot {
     void child.exited.then(() => {
       this.#childGone = true
     })
+    this.#lines = new SocketLines(child.stdin)
   }
 
-  async putFiles(files: readonly SlotFile[]): Promise<void> {
+  async putFiles(files: readonly SlotFile[]): Promise<{ written: Promise<TreeSnapshot> }> {
     this.#assertRunnable()
+    const sent = new Map<string, { size: number; sha256: string }>()
     const socket = this.#child.stdin
     const send = async (message: object, data?: Uint8Array): Promise<void> => {
       if (socket.destroyed || this.#childGone) {
@@ -498,25 +535,29 @@ class ForkSlot implements Slot {
     }
     for (const file of files) {
       await send({ op: 'open', path: file.path })
+      const hash = createHash('sha256')
+      let size = 0
+      const sendHashed = async (chunk: Uint8Array): Promise<void> => {
+        hash.update(chunk)
+        size += chunk.length
+        await sendData(chunk)
+      }
       const content = file.content
-      if (typeof content === 'string') await sendData(Buffer.from(content))
-      else if (content instanceof Uint8Array) await sendData(content)
+      if (typeof content === 'string') await sendHashed(Buffer.from(content))
+      else if (content instanceof Uint8Array) await sendHashed(content)
       else {
         const chunks = 'hostPath' in content ? await openHostFile(content.hostPath) : content
         for await (const chunk of chunks as AsyncIterable<Uint8Array | string>) {
-          await sendData(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+          await sendHashed(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
         }
       }
       await send({ op: 'close' })
+      sent.set(file.path, { size, sha256: hash.digest('hex') })
     }
     await send({ op: 'sync' })
-    const reply = await readLine(socket)
-    if (reply === 'ok') return
-    const message = reply.replace(/^error: /, '')
-    throw new SandboxError(
-      /No space|quota|too large/i.test(message) ? 'payload_too_large' : 'invalid_path',
-      `could not write the input files: ${message}`,
-    )
+    const written = this.#lines.next().then((reply) => writtenSnapshot(reply, sent))
+    written.catch(() => {})
+    return { written }
   }
 
   healthy(): boolean {
@@ -623,7 +664,7 @@ class ForkSlot implements Slot {
       // A python program reports its end itself, before its interpreter's teardown.
       const ended = await Promise.race([
         child.exited.then((exit) => ({ exit })),
-        ...(inProcess ? [readDone(child.stdin).then((code) => ({ code }))] : []),
+        ...(inProcess ? [this.#lines.done().then((code) => ({ code }))] : []),
       ])
       let exit: ForkChildExit
       if ('code' in ended && stopReason === undefined && (await this.#frozenAlone(outputsDone))) {
