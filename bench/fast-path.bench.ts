@@ -88,6 +88,8 @@ interface Memory {
   sandboxMb: number | undefined
   sandboxes: number
   sandboxNote?: string
+  /** Private memory (USS) per idle warm sandbox: what one more costs, shared pages aside. */
+  sandboxPrivateMb?: number | undefined
   helpersMb: number | undefined
   helpersNote: string
 }
@@ -159,16 +161,29 @@ function busyCpuMs(): number {
 
 /** Proportional set size of a process in kB (0 if it is gone). */
 function pssKb(pid: number): number {
+  return smapsKb(pid, ['Pss'])
+}
+
+/** Memory only this process maps (private clean and dirty pages: its USS), in kB. */
+function privateKb(pid: number): number {
+  return smapsKb(pid, ['Private_Clean', 'Private_Dirty'])
+}
+
+function smapsKb(pid: number, fields: string[]): number {
   try {
     const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
-    return Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0)
+    return fields.reduce(
+      (total, field) =>
+        total + Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0),
+      0,
+    )
   } catch {
     return 0
   }
 }
 
-/** A process and all its descendants. */
-function processTree(pid: number): number[] {
+/** Every process's children, from /proc. */
+function processChildren(): Map<number, number[]> {
   const children = new Map<number, number[]>()
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
@@ -180,6 +195,12 @@ function processTree(pid: number): number[] {
       // gone meanwhile
     }
   }
+  return children
+}
+
+/** A process and all its descendants. */
+function processTree(pid: number): number[] {
+  const children = processChildren()
   const tree: number[] = []
   const pending = [pid]
   while (pending.length > 0) {
@@ -270,20 +291,42 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       await sleep(2000)
       const cgroups = runCgroups(server)
       const sandboxes = cgroups.filter(({ name }) => !name.startsWith('run-forkserver-'))
-      const forkServers = cgroups.filter(({ name }) => name.startsWith('run-forkserver-'))
-      const sum = (pids: number[]) => pids.reduce((total, pid) => total + pssKb(pid), 0)
-      const sandboxKb = sandboxes.map(({ pids }) => sum(pids))
-      const processes = sandboxes.reduce((total, { pids }) => total + pids.length, 0)
+      const forkServerPids = new Set(
+        cgroups
+          .filter(({ name }) => name.startsWith('run-forkserver-'))
+          .flatMap(({ pids }) => pids),
+      )
+      const forkServers = cgroups.length - sandboxes.length
+      // A sandbox's pid-namespace init stays in its fork server's cgroup; it is the sandbox's: a
+      // process there whose children are all in one sandbox's cgroup counts for that sandbox.
+      const children = processChildren()
+      const slots = sandboxes.map(({ pids }) => {
+        const own = new Set(pids)
+        const inits = [...forkServerPids].filter((pid) => {
+          const kids = children.get(pid) ?? []
+          return kids.length > 0 && kids.every((kid) => own.has(kid))
+        })
+        for (const pid of inits) forkServerPids.delete(pid)
+        return [...pids, ...inits]
+      })
+      const sum = (pids: number[], kb: (pid: number) => number) =>
+        pids.reduce((total, pid) => total + kb(pid), 0)
+      const mean = (kb: (pid: number) => number) =>
+        slots.length > 0
+          ? mb(slots.reduce((total, pids) => total + sum(pids, kb), 0) / slots.length)
+          : undefined
+      const processes = slots.reduce((total, pids) => total + pids.length, 0)
       return {
-        ...(processes === 0 ? { sandboxNote: 'no process (a workdir and a cgroup)' } : {}),
-        sandboxMb:
-          sandboxKb.length > 0
-            ? mb(sandboxKb.reduce((a, b) => a + b, 0) / sandboxKb.length)
-            : undefined,
-        sandboxes: sandboxKb.length,
-        helpersMb: fastPath ? mb(forkServers.reduce((total, { pids }) => total + sum(pids), 0)) : 0,
+        sandboxNote:
+          processes === 0
+            ? 'no process (a workdir and a cgroup)'
+            : `${(processes / slots.length).toFixed(1)} processes each`,
+        sandboxMb: mean(pssKb),
+        sandboxPrivateMb: mean(privateKb),
+        sandboxes: slots.length,
+        helpersMb: fastPath ? mb(sum([...forkServerPids], pssKb)) : 0,
         helpersNote: fastPath
-          ? `${forkServers.length} fork servers (in-process Node server not counted)`
+          ? `${forkServers} fork servers (in-process Node server not counted)`
           : 'none (in-process Node server not counted)',
       }
     },
@@ -519,13 +562,13 @@ function memoryTable(): string[] {
   const lines = [
     '### Memory at rest (PSS)',
     '',
-    '| path | PSS per idle warm sandbox, MB | long-lived helpers, MB |',
-    '| --- | ---: | --- |',
+    '| path | PSS per idle warm sandbox, MB | private (USS) per sandbox, MB | long-lived helpers (PSS), MB |',
+    '| --- | ---: | ---: | --- |',
   ]
   for (const { label } of paths) {
     const memory = memories.get(label)
     if (typeof memory !== 'object') {
-      lines.push(`| ${label} | ${memory ?? 'not run'} | |`)
+      lines.push(`| ${label} | ${memory ?? 'not run'} | | |`)
       continue
     }
     const sandbox =
@@ -534,7 +577,8 @@ function memoryTable(): string[] {
         : `${memory.sandboxMb.toFixed(1)} (mean of ${memory.sandboxes}${memory.sandboxNote === undefined ? '' : `; ${memory.sandboxNote}`})`
     const helpers =
       memory.helpersMb === undefined ? '' : `${memory.helpersMb.toFixed(1)}: ${memory.helpersNote}`
-    lines.push(`| ${label} | ${sandbox} | ${helpers} |`)
+    const own = memory.sandboxPrivateMb?.toFixed(1) ?? ''
+    lines.push(`| ${label} | ${sandbox} | ${own} | ${helpers} |`)
   }
   return [...lines, '']
 }
@@ -607,7 +651,7 @@ const report = [
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile.`,
-  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up (fork servers `run-forkserver-*` counted apart); the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
+  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up, with the sandbox's pid-namespace init, which stays in its fork server's cgroup (the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
   ...memoryTable(),
