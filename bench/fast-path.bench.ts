@@ -14,6 +14,7 @@
  *                                    at c1 and 1x at c4 and c16)
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -230,6 +231,8 @@ function runCgroups(server: TestServer): { name: string; pids: number[] }[] {
     }))
 }
 
+/** The baselines run code unisolated, as root: only requests carrying this token. */
+const benchToken = randomBytes(24).toString('hex')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** A run that has not answered by then counts as failed (the path's row says so). */
 const requestTimeoutMs = 180_000
@@ -349,7 +352,7 @@ function childServer(
     async start() {
       const started = spawn(command, args, {
         cwd: root,
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...env, HUTCH_BENCH_TOKEN: benchToken },
         stdio: ['ignore', 'pipe', 'inherit'],
       })
       child = started
@@ -402,7 +405,7 @@ function spawnPath(
     async execute(workload) {
       const response = await fetch(`${server.url()}/execute`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', 'x-bench-token': benchToken },
         signal: AbortSignal.timeout(requestTimeoutMs),
         body: JSON.stringify({ language: workload.language, code: workload.code }),
       })
@@ -428,7 +431,7 @@ function nvidiaPath(label: string, mplConfigDir: string): BenchPath {
     async execute(workload) {
       const response = await fetch(`${server.url()}/execute`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', 'x-bench-token': benchToken },
         signal: AbortSignal.timeout(requestTimeoutMs),
         body: JSON.stringify({
           generated_code: workload.code,

@@ -9,10 +9,12 @@ multiprocessing.Queue; answers `{process_status: completed|error|timeout, stdout
 server preimports nothing: each child imports what the code imports. No isolation. Bash code
 runs from the forked child through subprocess (the toolkit's sandbox is Python-only). Each child
 works in a fresh temporary directory, so the workloads write their files as everywhere else.
-Listens on a free loopback port and prints it as the first line on stdout.
+Requests must carry X-Bench-Token: $HUTCH_BENCH_TOKEN (the bench's own). Listens on a free
+loopback port and prints it as the first line on stdout.
 """
 
 import contextlib
+import hmac
 import io
 import json
 import multiprocessing
@@ -23,6 +25,8 @@ import sys
 import tempfile
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TOKEN = os.environ.get('HUTCH_BENCH_TOKEN', '')
 
 
 def execute_code_subprocess(generated_code, language, queue):
@@ -69,6 +73,12 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_POST(self):
+        # Whoever can reach loopback could otherwise run code here as the bench's user (root).
+        if not hmac.compare_digest(self.headers.get('x-bench-token', ''), TOKEN):
+            self.send_response(403)
+            self.send_header('content-length', '0')
+            self.end_headers()
+            return
         request = json.loads(self.rfile.read(int(self.headers.get('content-length', 0))))
         body = json.dumps(
             execute(request['generated_code'], request.get('timeout', 10), request.get('language', 'python'))
@@ -84,6 +94,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == '__main__':
+    if len(TOKEN) < 16:
+        sys.exit('HUTCH_BENCH_TOKEN (16 characters or more) is required')
     multiprocessing.set_start_method('fork')
     # Flask's development server (werkzeug) listens with a backlog of 128; socketserver's is 5.
     ThreadingHTTPServer.request_queue_size = 128

@@ -9,7 +9,7 @@
  *   naive: spawns /usr/bin/python3 (or bash) directly, no isolation at all;
  *   bwrap: the same inside `bwrap --unshare-all` with a read-only /usr, a cold interpreter per request;
  *   runsc: the same inside gVisor (`runsc do`, its root an overlay of the host's).
- * Listens on a free loopback port and prints it as the first line on stdout. Matplotlib's cache
+ * Requests must carry X-Bench-Token: $HUTCH_BENCH_TOKEN. Listens on a free loopback port and prints it as the first line on stdout. Matplotlib's cache
  * directory comes from MPLCONFIGDIR (the bench builds it once).
  */
 import { spawn } from 'node:child_process'
@@ -23,6 +23,13 @@ type Mode = 'naive' | 'bwrap' | 'runsc'
 const mode = process.argv[2] as Mode
 if (!['naive', 'bwrap', 'runsc'].includes(mode)) {
   process.stderr.write('usage: spawn-server.ts naive|bwrap|runsc\n')
+  process.exit(2)
+}
+// Whoever can reach loopback could otherwise run code here as the bench's user (root): a request
+// must carry the token the bench chose (HUTCH_BENCH_TOKEN) in X-Bench-Token.
+const token = process.env['HUTCH_BENCH_TOKEN'] ?? ''
+if (token.length < 16) {
+  process.stderr.write('HUTCH_BENCH_TOKEN (16 characters or more) is required\n')
   process.exit(2)
 }
 const mplConfigDir = process.env['MPLCONFIGDIR'] ?? path.join(os.tmpdir(), 'hutch-bench-mpl')
@@ -105,6 +112,10 @@ const server = http.createServer((request, response) => {
     const answer = (status: number, body: unknown) => {
       response.writeHead(status, { 'content-type': 'application/json' })
       response.end(JSON.stringify(body))
+    }
+    if (request.headers['x-bench-token'] !== token) {
+      answer(403, { error: 'X-Bench-Token is missing or wrong' })
+      return
     }
     const { language, code } = JSON.parse(Buffer.concat(chunks).toString()) as {
       language: keyof typeof interpreters
