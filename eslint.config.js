@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', 'tools/**', '.hutch/**', 'bench/results/**', '**/*.js'] },
+  { ignores: ['**/dist/**', 'tools/**', '.hutch/**', 'bench/results/**', '**/*.js', '**/*.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

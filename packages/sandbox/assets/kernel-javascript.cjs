@@ -23,7 +23,9 @@ process.chdir('/work')
 // An error thrown by a timer or a promise nobody awaited is reported, as the REPL does, instead
 // of ending the kernel.
 process.on('uncaughtException', (error) => writeAll(2, `Uncaught ${util.inspect(error)}\n`))
-process.on('unhandledRejection', (reason) => writeAll(2, `Unhandled rejection: ${util.inspect(reason)}\n`))
+process.on('unhandledRejection', (reason) =>
+  writeAll(2, `Unhandled rejection: ${util.inspect(reason)}\n`),
+)
 
 function send(event, payload) {
   if (payload !== undefined) event.payloadBytes = payload.length
@@ -139,7 +141,8 @@ function snapshot(id) {
     const value = context[name]
     if (typeof value === 'function') {
       const source = Function.prototype.toString.call(value)
-      if (source.includes('[native code]')) lost.push({ name, reason: 'a native function cannot be saved' })
+      if (source.includes('[native code]'))
+        lost.push({ name, reason: 'a native function cannot be saved' })
       else {
         functions[name] = source
         saved.push(name)
@@ -162,7 +165,12 @@ function restore(id, payload) {
   const restored = []
   const lost = []
   if (!payload.subarray(0, STATE_MAGIC.length).equals(Buffer.from(STATE_MAGIC))) {
-    send({ type: 'restored', id, restored, lost: [{ name: '*', reason: "the saved state is not a javascript kernel's" }] })
+    send({
+      type: 'restored',
+      id,
+      restored,
+      lost: [{ name: '*', reason: "the saved state is not a javascript kernel's" }],
+    })
     return
   }
   const state = v8.deserialize(payload.subarray(STATE_MAGIC.length))
@@ -194,11 +202,15 @@ commands.on('data', (chunk) => {
     if (buffered.length < newline + 1 + length) return
     const payload = buffered.subarray(newline + 1, newline + 1 + length)
     buffered = buffered.subarray(newline + 1 + length)
-    busy = busy.then(async () => {
-      if (type === 'execute') await runCell(id, payload.toString('utf8'))
-      else if (type === 'snapshot') snapshot(id)
-      else if (type === 'restore') restore(id, payload)
-    }).catch((error) => send({ type: 'failed', id, message: String(error && error.message).slice(0, 1000) }))
+    busy = busy
+      .then(async () => {
+        if (type === 'execute') await runCell(id, payload.toString('utf8'))
+        else if (type === 'snapshot') snapshot(id)
+        else if (type === 'restore') restore(id, payload)
+      })
+      .catch((error) =>
+        send({ type: 'failed', id, message: String(error && error.message).slice(0, 1000) }),
+      )
   }
 })
 commands.on('end', () => process.exit(0))
