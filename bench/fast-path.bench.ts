@@ -118,6 +118,8 @@ interface Figures {
   c4PerSecond: number
   c16PerSecond: number
   cpuMsPerRun: number
+  /** Of it, the bench's own process: the load generator, and hutch's server for hutch's paths. */
+  benchCpuMsPerRun: number
 }
 
 function percentile(samples: number[], p: number): number {
@@ -130,11 +132,17 @@ async function load(
   once: () => Promise<void>,
   total: number,
   concurrency: number,
-): Promise<{ samples: number[]; perSecond: number; cpuMsPerRun: number }> {
+): Promise<{
+  samples: number[]
+  perSecond: number
+  cpuMsPerRun: number
+  benchCpuMsPerRun: number
+}> {
   await once()
   const samples: number[] = []
   let next = 0
   const cpuBefore = busyCpuMs()
+  const benchCpuBefore = process.cpuUsage()
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -147,7 +155,13 @@ async function load(
     }),
   )
   const perSecond = (total / (performance.now() - started)) * 1000
-  return { samples, perSecond, cpuMsPerRun: (busyCpuMs() - cpuBefore) / total }
+  const benchCpu = process.cpuUsage(benchCpuBefore)
+  return {
+    samples,
+    perSecond,
+    cpuMsPerRun: (busyCpuMs() - cpuBefore) / total,
+    benchCpuMsPerRun: (benchCpu.user + benchCpu.system) / 1000 / total,
+  }
 }
 
 const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
@@ -506,6 +520,7 @@ try {
             c4PerSecond: c4.perSecond,
             c16PerSecond: c16.perSecond,
             cpuMsPerRun: c4.cpuMsPerRun,
+            benchCpuMsPerRun: c4.benchCpuMsPerRun,
           })
         } catch (error) {
           byWorkload.set(workload.name, `failed: ${String(error).slice(0, 200)}`)
@@ -542,20 +557,20 @@ function workloadTable(workload: Workload): string[] {
   const lines = [
     `### ${workload.name}`,
     '',
-    '| path | p50 ms (c1) | p99 ms (c1) | runs/s c4 | runs/s c16 | CPU ms/run |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    '| path | p50 ms (c1) | p99 ms (c1) | runs/s c4 | runs/s c16 | CPU ms/run | of which the bench process |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const { label } of paths) {
     const result = figures.get(label)?.get(workload.name)
     if (typeof result !== 'object') {
-      lines.push(`| ${label} | ${result ?? 'not run'} | | | | |`)
+      lines.push(`| ${label} | ${result ?? 'not run'} | | | | | |`)
       continue
     }
     const isReference = label === reference
     const cell = (value: number, key: keyof Figures) =>
       `${value.toFixed(1)}${ratio(value, baseFigures?.[key], isReference)}`
     lines.push(
-      `| ${label} | ${cell(result.p50Ms, 'p50Ms')} | ${cell(result.p99Ms, 'p99Ms')} | ${cell(result.c4PerSecond, 'c4PerSecond')} | ${cell(result.c16PerSecond, 'c16PerSecond')} | ${cell(result.cpuMsPerRun, 'cpuMsPerRun')} |`,
+      `| ${label} | ${cell(result.p50Ms, 'p50Ms')} | ${cell(result.p99Ms, 'p99Ms')} | ${cell(result.c4PerSecond, 'c4PerSecond')} | ${cell(result.c16PerSecond, 'c16PerSecond')} | ${cell(result.cpuMsPerRun, 'cpuMsPerRun')} | ${result.benchCpuMsPerRun.toFixed(1)} |`,
     )
   }
   return [...lines, '']
@@ -653,7 +668,7 @@ const report = [
   `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback, one after another, each alone (hutch in the bench's own process, the baselines as child processes).`,
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
-  `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile.`,
+  `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client and, for hutch, hutch's whole server (it runs in the bench's process).`,
   "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up, with the sandbox's pid-namespace init, which stays in its fork server's cgroup (the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
