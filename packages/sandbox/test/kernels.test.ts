@@ -306,8 +306,13 @@ describe('kernel controls', () => {
   it('interrupt() stops the running cell; restart() clears the state but keeps the workdir', async () => {
     const kernel = await open({ language: 'python' })
     await kernel.execute('value = 1\nopen("kept.txt", "w").write("still")')
-    const running = kernel.execute('import time\ntime.sleep(60)')
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Interrupted once the cell is surely running, however slow the host.
+    let started!: () => void
+    const cellStarted = new Promise<void>((resolve) => (started = resolve))
+    const running = kernel.execute('import time\nprint("started", flush=True)\ntime.sleep(60)', {
+      onStdout: () => started(),
+    })
+    await cellStarted
     await kernel.interrupt()
     const interrupted = await running
     expect(interrupted.status).toBe('killed')

@@ -117,7 +117,9 @@ async function runWhilePostgresStops(
     }),
   )
   let id: string | undefined
-  for (let attempt = 0; attempt < 100 && id === undefined; attempt += 1) {
+  // A slow host may take seconds to start the run (a fork server starting, a busy pool).
+  const deadline = Date.now() + 30_000
+  while (id === undefined && Date.now() < deadline) {
     const listed = (await hutch.request('GET', '/v1/executions')).json as ExecutionList
     id = listed.items.find((record) => record.status === 'running')?.id
     if (id === undefined) await new Promise((resolve) => setTimeout(resolve, 20))
