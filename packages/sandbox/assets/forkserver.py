@@ -79,6 +79,7 @@ PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 SIOCGIFFLAGS = 0x8913
@@ -354,8 +355,8 @@ def child_main(spec, ready_fd):
     so that the program gets signals as any process does, not with init's immunity), then reaps
     every orphan and ends with the program, reporting a death by signal N as 128+N, as bwrap's
     init does. It tells the fork server how the program ended before it exits itself, so that
-    the result does not wait for this process's own teardown; it stays out of the run's cgroup
-    (it runs no user code), so the run's cgroup empties with the program."""
+    the result does not wait for this process's own teardown. It is not dumpable: the program,
+    which runs as the same user, can neither write its memory nor use its descriptors."""
     try:
         streams = become_sandbox(spec)
         program = os.fork()
@@ -367,6 +368,9 @@ def child_main(spec, ready_fd):
         run_program(streams)
     for stream in streams.values():
         stream.close()
+    # The program runs as the same user: without this it could write this process's memory
+    # through /proc/1/mem, or reach its pipe to the fork server through /proc/1/fd.
+    check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     set_title(b"hutch-sandbox-init")
     os.write(ready_fd, b"ok\n")
     os.closerange(0, ready_fd)
@@ -476,7 +480,7 @@ def spawn(spec, own_pid_ns, children, ready):
         os._exit(125)
     os.close(write_fd)
     children[pid] = spec["id"]
-    ready[read_fd] = (pid, spec["id"])
+    ready[read_fd] = (pid, spec["id"], "starting")
 
 
 def main():
@@ -512,19 +516,33 @@ def main():
                         except OSError as error:
                             send_event({"ev": "failed", "id": command["id"], "reason": str(error)})
             else:
-                pid, child_id = ready[fd]
+                # A child says "ok" once set up, or why it failed, then "exit N" once: anything
+                # else, or more, closes its pipe (a sandbox must not keep the fork server busy).
+                pid, child_id, state = ready[fd]
                 message = os.read(fd, 1024)
-                if not message:
+                lines = message.decode(errors="replace").splitlines()
+                done = not message
+                for line in lines:
+                    if state == "starting" and line == "ok":
+                        state = "ready"
+                        send_event({"ev": "ready", "id": child_id, "pid": pid})
+                    elif state == "starting":
+                        send_event({"ev": "failed", "id": child_id, "reason": line[:1000]})
+                        done = True
+                        break
+                    elif state == "ready" and line.startswith("exit ") and line[5:].isdigit():
+                        reported.add(pid)
+                        send_event({"ev": "exit", "id": child_id, "code": int(line[5:]) & 0xFF})
+                        done = True
+                        break
+                    else:
+                        done = True
+                        break
+                if done:
                     del ready[fd]
                     os.close(fd)
-                for line in message.decode(errors="replace").splitlines():
-                    if line == "ok":
-                        send_event({"ev": "ready", "id": child_id, "pid": pid})
-                    elif line.startswith("exit "):
-                        reported.add(pid)
-                        send_event({"ev": "exit", "id": child_id, "code": int(line[5:])})
-                    else:
-                        send_event({"ev": "failed", "id": child_id, "reason": line})
+                else:
+                    ready[fd] = (pid, child_id, state)
         while children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)

@@ -22,7 +22,11 @@ for pid in os.listdir('/proc'):
             seen.append(open(f'/proc/{pid}/{name}', 'rb').read().decode('utf8', 'replace'))
         except OSError:
             pass
-print(repr(open('/proc/1/environ', 'rb').read()))
+try:
+    print(repr(open('/proc/1/environ', 'rb').read()))
+except PermissionError:
+    # The fast path's init is not dumpable: its environment cannot be read at all.
+    print(repr(b''))
 print('\\n'.join(seen))
 `)
     expect(result.status).toBe('ok')

@@ -55,3 +55,32 @@ print('done')
     expect(result.stdout).toContain('done\n')
   })
 })
+
+// The sandbox's init on the fast path runs as the program's own user: the program must not be
+// able to take it over (write its memory, use its pipe to the fork server), nor to step outside
+// the run's cgroup through it.
+describe('escape: taking over the sandbox init on the fast path', () => {
+  it('cannot open its memory or its descriptors, and it shares the run cgroup', async () => {
+    const sandbox = await testSandbox('forkserver')
+    const attack = await sandbox.run({
+      language: 'python',
+      code: `
+import os
+for path in ('/proc/1/mem', '/proc/1/fd'):
+    try:
+        if path.endswith('mem'):
+            open(path, 'r+b')
+        else:
+            os.listdir(path)
+        print(path, 'open')
+    except PermissionError:
+        print(path, 'denied')
+print('same cgroup', open('/proc/1/cgroup').read() == open('/proc/self/cgroup').read())
+`,
+    })
+    expect(attack.status, attack.stderr).toBe('ok')
+    expect(attack.stdout).toBe('/proc/1/mem denied\n/proc/1/fd denied\nsame cgroup True\n')
+    const next = await sandbox.run({ language: 'python', code: 'print("still serving")' })
+    expect(next.stdout).toBe('still serving\n')
+  })
+})

@@ -285,9 +285,9 @@ export class ForkServerBackend {
         openFiles: Math.max(options.limits.openFiles, 16),
         fileSizeBytes: options.limits.fileSizeBytes,
       })
-      // The program's process only: the sandbox's init runs no user code and stays with the fork
-      // server, so that the run's cgroup is empty as soon as the program and its children are.
-      await cgroup.addProcess(child.hostPids[1] ?? child.hostPids[0] ?? 0)
+      // The sandbox's init too: it runs no user code, but shares the program's user, and whatever
+      // the sandbox holds stays within the run's limits and dies with it.
+      for (const pid of child.hostPids) await cgroup.addProcess(pid)
       // The child's workdir lives in its own mount namespace; this descriptor keeps it reachable
       // (and alive) after the child is gone, for the output files.
       workdirFd = fs.openSync(
@@ -720,7 +720,8 @@ class ForkSlot implements Slot {
   }
 
   /**
-   * After the program said it ended: whether its process is the run's only one, with its output
+   * After the program said it ended: whether it and the sandbox's init are the run's only
+   * processes, with its output
    * closed, once the run's cgroup is frozen.
    */
   async #frozenAlone(outputsDone: Promise<unknown>): Promise<boolean> {
@@ -730,8 +731,12 @@ class ForkSlot implements Slot {
     ])
     if (!closed) return false
     await this.#cgroup.freeze()
-    const pids = await this.#cgroup.pids()
-    return pids.length === 1 && pids[0] === this.#child.hostPids[1]
+    const pids = new Set(await this.#cgroup.pids())
+    // The sandbox's init, waiting, and the program's process: nothing else.
+    return (
+      pids.size === this.#child.hostPids.length &&
+      this.#child.hostPids.every((pid) => pids.has(pid))
+    )
   }
 
   async release(): Promise<void> {
