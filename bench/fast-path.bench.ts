@@ -8,7 +8,8 @@
  *   - the same Node server wrapping each run in gVisor `runsc do`, where runsc is installed.
  * Figures: p50/p99 latency at concurrency 1, runs/s at concurrency 4 and 16, CPU ms per run of the
  * whole machine, and PSS per idle warm sandbox; each baseline as a ratio to hutch (fast path on).
- * The paths run one after another, each alone on the machine. It measures; it asserts nothing.
+ * All servers are up at once; one path is measured at a time, the paths in turn for each workload,
+ * so that drift in the machine's other work falls on all alike. It measures; it asserts nothing.
  *
  *   ./scripts/bench fast [runs]      (default 40: runs at c1, 5x at c4 and c16; heavy workloads half
  *                                    at c1 and 1x at c4 and c16)
@@ -486,59 +487,75 @@ const breakdowns = new Map<string, Map<string, Timings[]>>()
 const memories = new Map<string, Memory | string>()
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
+/** Starts a path; says why it cannot run, if it cannot. */
+async function startPath(benchPath: BenchPath): Promise<string | undefined> {
+  const reason = benchPath.unavailable?.()
+  if (reason !== undefined) return reason
+  try {
+    await benchPath.start()
+    return undefined
+  } catch (error) {
+    await Promise.race([benchPath.stop(), sleep(30_000)])
+    return `failed to start: ${String(error).slice(0, 200)}`
+  }
+}
+
+/** One workload through one path: c1, then c4 (with the CPU count), then c16. */
+async function measure(benchPath: BenchPath, workload: Workload): Promise<Figures | string> {
+  const share = benchPath.runShare ?? 1
+  const c1Runs = Math.max(2, Math.ceil((workload.heavy ? runs / 2 : runs) * share))
+  const loadRuns = Math.max(4, Math.ceil((workload.heavy ? runs : runs * 5) * share))
+  const once = () => benchPath.execute(workload)
+  try {
+    benchPath.takeTimings?.()
+    const c1 = await load(once, c1Runs, 1)
+    const c1Timings = benchPath.takeTimings?.()
+    if (c1Timings !== undefined) {
+      const byLabel = breakdowns.get(benchPath.label) ?? new Map<string, Timings[]>()
+      breakdowns.set(benchPath.label, byLabel.set(workload.name, c1Timings))
+    }
+    const c4 = await load(once, loadRuns, 4)
+    const c16 = await load(once, loadRuns, 16)
+    return {
+      p50Ms: percentile(c1.samples, 50),
+      p99Ms: percentile(c1.samples, 99),
+      c4PerSecond: c4.perSecond,
+      c16PerSecond: c16.perSecond,
+      cpuMsPerRun: c4.cpuMsPerRun,
+      benchCpuMsPerRun: c4.benchCpuMsPerRun,
+    }
+  } catch (error) {
+    return `failed: ${String(error).slice(0, 200)}`
+  }
+}
+
+const running: BenchPath[] = []
 try {
+  // Every path's server up at once, idle but for the path being measured, and the paths taken in
+  // turn for each workload: drift in whatever else the machine does falls on all of them alike.
   for (const benchPath of paths) {
     const byWorkload = new Map<string, Figures | string>()
     figures.set(benchPath.label, byWorkload)
-    const reason = benchPath.unavailable?.()
-    if (reason !== undefined) {
-      memories.set(benchPath.label, reason)
-      for (const workload of workloads) byWorkload.set(workload.name, reason)
-      continue
-    }
-    try {
-      await benchPath.start()
-      memories.set(benchPath.label, await benchPath.memory())
-      for (const workload of workloads) {
-        const share = benchPath.runShare ?? 1
-        const c1Runs = Math.max(2, Math.ceil((workload.heavy ? runs / 2 : runs) * share))
-        const loadRuns = Math.max(4, Math.ceil((workload.heavy ? runs : runs * 5) * share))
-        const once = () => benchPath.execute(workload)
-        try {
-          benchPath.takeTimings?.()
-          const c1 = await load(once, c1Runs, 1)
-          const c1Timings = benchPath.takeTimings?.()
-          if (c1Timings !== undefined) {
-            const byLabel = breakdowns.get(benchPath.label) ?? new Map<string, Timings[]>()
-            breakdowns.set(benchPath.label, byLabel.set(workload.name, c1Timings))
-          }
-          const c4 = await load(once, loadRuns, 4)
-          const c16 = await load(once, loadRuns, 16)
-          byWorkload.set(workload.name, {
-            p50Ms: percentile(c1.samples, 50),
-            p99Ms: percentile(c1.samples, 99),
-            c4PerSecond: c4.perSecond,
-            c16PerSecond: c16.perSecond,
-            cpuMsPerRun: c4.cpuMsPerRun,
-            benchCpuMsPerRun: c4.benchCpuMsPerRun,
-          })
-        } catch (error) {
-          byWorkload.set(workload.name, `failed: ${String(error).slice(0, 200)}`)
-        }
-        log(
-          `${benchPath.label} / ${workload.name}: done at ${((performance.now() - benchStartedAt) / 1000).toFixed(0)} s`,
-        )
-      }
-    } catch (error) {
-      const failure = `failed to start: ${String(error).slice(0, 200)}`
+    const failure = await startPath(benchPath)
+    if (failure !== undefined) {
       memories.set(benchPath.label, failure)
       for (const workload of workloads) byWorkload.set(workload.name, failure)
-    } finally {
-      // A path that hung does not hold up the rest.
-      await Promise.race([benchPath.stop(), sleep(30_000)])
+      continue
+    }
+    running.push(benchPath)
+    memories.set(benchPath.label, await benchPath.memory())
+  }
+  for (const workload of workloads) {
+    for (const benchPath of running) {
+      figures.get(benchPath.label)?.set(workload.name, await measure(benchPath, workload))
+      log(
+        `${benchPath.label} / ${workload.name}: done at ${((performance.now() - benchStartedAt) / 1000).toFixed(0)} s`,
+      )
     }
   }
 } finally {
+  // A path that hung does not hold up the rest.
+  for (const benchPath of running) await Promise.race([benchPath.stop(), sleep(30_000)])
   fs.rmSync(scratch, { recursive: true, force: true })
 }
 
@@ -665,7 +682,7 @@ const heavyRuns = Math.max(2, Math.ceil(runs / 2))
 const report = [
   '## Fast path side by side',
   '',
-  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback, one after another, each alone (hutch in the bench's own process, the baselines as child processes).`,
+  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback; all servers up at once, one measured at a time, the paths taken in turn for each workload (hutch in the bench's own process, the baselines as child processes).`,
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client and, for hutch, hutch's whole server (it runs in the bench's process).`,
