@@ -315,8 +315,9 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
           .flatMap(({ pids }) => pids),
       )
       const forkServers = cgroups.length - sandboxes.length
-      // A sandbox's pid-namespace init stays in its fork server's cgroup; it is the sandbox's: a
-      // process there whose children are all in one sandbox's cgroup counts for that sandbox.
+      // A sandbox's pid-namespace init is the sandbox's even where it sits in its fork server's
+      // cgroup (it did before ad4dce8): a process there whose children are all in one sandbox's
+      // cgroup counts for that sandbox.
       const children = processChildren()
       const slots = sandboxes.map(({ pids }) => {
         const own = new Set(pids)
@@ -686,7 +687,7 @@ const report = [
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client and, for hutch, hutch's whole server (it runs in the bench's process).`,
-  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up, with the sandbox's pid-namespace init, which stays in its fork server's cgroup (the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
+  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up, with the sandbox's pid-namespace init (also where it sits in its fork server's cgroup, as before ad4dce8) (the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
   ...memoryTable(),
