@@ -281,21 +281,20 @@ export class Sandbox {
   }
 
   /**
-   * Whether a sandbox from `prepare()` (default limits and network) can run this request: a warm
-   * pool lends one only then. Bad input is a `SandboxError`, as from `check`.
+   * Whether a sandbox from `prepare(defaults, defaultNetwork, language)` can run this request: a
+   * warm pool of that language lends one only then. Bad input is a `SandboxError`, as from `check`.
    */
-  fitsPrepared(options: RunOptions): boolean {
+  fitsPrepared(options: RunOptions, language: Language = 'python'): boolean {
     const request = this.#validate(options)
     // A notebook takes a sandbox of its own, with loopback (see runNotebook).
     if (notebookPath(options) !== undefined) return false
     if (!fixedLimitsEqual(request.limits, this.#defaults)) return false
-    // A fast-path sandbox is made for one network mode, without extra mounts.
-    if (this.#fastBackend(this.#defaults, this.#defaultNetwork, [], 'python') === undefined) {
+    if (this.#fastBackend(this.#defaults, this.#defaultNetwork, [], language) === undefined) {
       return true
     }
     // A fast-path sandbox is made for one language and network, without extra mounts.
     return (
-      request.runtime.language === 'python' &&
+      request.runtime.language === language &&
       request.network === this.#defaultNetwork &&
       request.mounts.length === 0
     )

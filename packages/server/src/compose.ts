@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger as PinoLogger } from 'pino'
 import type { Slot } from '@hutch/sandbox'
 import { BubblewrapBackend, defaultSandboxStateDir, Sandbox } from '@hutch/sandbox'
+import type { Language } from '@hutch/protocol'
 import type { HutchConfig } from './config/index.ts'
 import { createDatabase } from './db/database.ts'
 import { ExecutionRepository } from './executions/execution-repository.ts'
@@ -144,6 +145,29 @@ export async function composeServer(
           },
         )
       : undefined
+  // On the fast path a sandbox is made for one language: bash gets a pool of its own (python's
+  // is the one above); other languages take a fresh sandbox per run.
+  const languagePools = new Map<Language, WarmPool<Slot>>()
+  if (config.maxWarm > 0 && sandbox.fastPath !== undefined) {
+    languagePools.set(
+      'bash',
+      new WarmPool<Slot>(
+        {
+          create: () => sandbox.prepare(undefined, undefined, 'bash'),
+          destroy: (slot) => slot.release(),
+          healthy: (slot) => (slot.healthy?.() ?? true) && fs.existsSync(slot.workdir),
+        },
+        {
+          name: 'bash',
+          minWarm: config.minWarm,
+          maxWarm: config.maxWarm,
+          maxIdleMs: config.maxIdleMs,
+          logger,
+        },
+      ),
+    )
+  }
+  const allPools = [...(pool === undefined ? [] : [pool]), ...languagePools.values()]
   const queue = new RunQueue({
     maxConcurrent: config.maxConcurrentRuns,
     maxDepth: config.maxQueueDepth,
@@ -151,7 +175,7 @@ export async function composeServer(
   })
   const metrics = new Metrics({
     queue: () => ({ depth: queue.depth, active: queue.active }),
-    pools: () => (pool === undefined ? [] : [pool.stats()]),
+    pools: () => allPools.map((each) => each.stats()),
   })
   const fileUrl = (_namespace: Namespace, filePath: string): string =>
     `${config.publicUrl ?? ''}/v1/files/${filePath.split('/').map(encodeURIComponent).join('/')}`
@@ -160,6 +184,7 @@ export async function composeServer(
     repository,
     storage,
     pool,
+    languagePools,
     queue,
     observer: metrics,
     logger,
@@ -202,6 +227,7 @@ export async function composeServer(
     sessions,
     storage,
     pool,
+    languagePools: [...languagePools.values()],
     queue,
     metrics,
     auth: new ApiKeyAuth({
@@ -241,7 +267,7 @@ export async function composeServer(
           logger.error({ err: error }, 'a fork server did not start')
         })
       }
-      pool?.start()
+      for (const each of allPools) each.start()
     },
     async shutdown() {
       if (shuttingDown) return
@@ -265,7 +291,7 @@ export async function composeServer(
       await app.close()
       // Ends of runs the database missed get one last attempt before it closes.
       await executions.close()
-      await pool?.close()
+      for (const each of allPools) await each.close()
       await sandbox.close()
       await database.close()
       if (storage instanceof S3Storage) storage.close()

@@ -184,6 +184,27 @@ describe('native API /v1', () => {
     expect(response.json).toMatchObject({ status: 'ok', stdout: 'ok\n' })
   })
 
+  it('lends python runs a warm python sandbox and bash runs a warm bash one (fast path)', async () => {
+    type Stats = { name: string; warm: number; hits: number }
+    const pools = async () =>
+      ((await hutch.request('GET', '/v1/pool')).json as { pools: Stats[] }).pools
+    const named = async (name: string) => (await pools()).find((pool) => pool.name === name)
+    expect((await pools()).map((pool) => pool.name)).toEqual(['sandbox', 'bash'])
+    for (const [language, code, name] of [
+      ['python', 'print("py")', 'sandbox'],
+      ['bash', 'echo sh', 'bash'],
+    ] as const) {
+      const deadline = Date.now() + 30_000
+      while (((await named(name))?.warm ?? 0) < 1 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      const hitsBefore = (await named(name))?.hits ?? 0
+      const response = await hutch.request('POST', '/v1/execute', { body: { language, code } })
+      expect(response.json).toMatchObject({ status: 'ok' })
+      expect((await named(name))?.hits).toBe(hitsBefore + 1)
+    }
+  })
+
   it('serves the pool: stats, warm-up and shrink, with counters that add up', async () => {
     const warm = await hutch.request('POST', '/v1/pool/warm-up', {
       headers: bob,

@@ -1,5 +1,5 @@
 import type { MimeBundle, NetworkMode, OutputFile, RunError } from '@hutch/protocol'
-import { resolveLanguage } from '@hutch/protocol'
+import { resolveLanguage, type Language } from '@hutch/protocol'
 import type { RequestLimits } from '@hutch/protocol/schemas'
 import type { InputFile, Logger, NotebookCell, RunResult, Sandbox, Slot } from '@hutch/sandbox'
 import { SandboxError } from '@hutch/sandbox'
@@ -118,6 +118,7 @@ export class ExecutionService {
   readonly #repository: ExecutionRepository
   readonly #storage: Storage
   readonly #pool: WarmPool<Slot> | undefined
+  readonly #languagePools: ReadonlyMap<Language, WarmPool<Slot>>
   readonly #queue: RunQueue
   readonly #observer: ExecutionObserver | undefined
   readonly #options: ExecutionServiceOptions
@@ -131,6 +132,8 @@ export class ExecutionService {
     repository: ExecutionRepository
     storage: Storage
     pool?: WarmPool<Slot> | undefined
+    /** Pools of fast-path sandboxes made for one language other than python (bash). */
+    languagePools?: ReadonlyMap<Language, WarmPool<Slot>>
     queue: RunQueue
     observer?: ExecutionObserver | undefined
     options: ExecutionServiceOptions
@@ -140,6 +143,7 @@ export class ExecutionService {
     this.#repository = collaborators.repository
     this.#storage = collaborators.storage
     this.#pool = collaborators.pool
+    this.#languagePools = collaborators.languagePools ?? new Map()
     this.#queue = collaborators.queue
     this.#observer = collaborators.observer
     this.#options = collaborators.options
@@ -200,8 +204,13 @@ export class ExecutionService {
     await this.#translate(() => this.#sandbox.check(runOptions))
     // The language's own name, never the caller's spelling ('PyThOn', 'js'): it labels metrics,
     // and a label per spelling would let callers mint time series at will.
-    const language = resolveLanguage(request.language) ?? request.language
-    const usePool = this.#pool !== undefined && this.#sandbox.fitsPrepared(runOptions)
+    const resolved = resolveLanguage(request.language)
+    const language = resolved ?? request.language
+    const languagePool = resolved === undefined ? undefined : this.#languagePools.get(resolved)
+    const pool = languagePool ?? this.#pool
+    const usePool =
+      pool !== undefined &&
+      this.#sandbox.fitsPrepared(runOptions, languagePool === undefined ? 'python' : resolved)
     const record = await this.#repository.create({
       id: crypto.randomUUID(),
       namespace,
@@ -223,7 +232,7 @@ export class ExecutionService {
     try {
       outcome = await this.#queue.run(async () => {
         const lease = usePool
-          ? await this.#pool?.acquire({ signal, timeoutMs: this.#options.sandboxWaitMs })
+          ? await pool?.acquire({ signal, timeoutMs: this.#options.sandboxWaitMs })
           : undefined
         try {
           return await this.#translate(() =>

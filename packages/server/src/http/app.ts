@@ -34,6 +34,8 @@ export interface AppServices {
   sessions: SessionService
   storage: Storage
   pool: WarmPool<Slot> | undefined
+  /** Pools of fast-path sandboxes for one language other than python (bash): listed, not steered. */
+  languagePools?: readonly WarmPool<Slot>[]
   queue: RunQueue
   auth: ApiKeyAuth
   rateLimiter: RateLimiter

@@ -14,7 +14,8 @@ export function poolRoutes(services: AppServices) {
       return services.pool
     }
     app.get('/v1/pool', { schema: { summary: 'Warm pool statistics', tags: ['pool'] } }, () => ({
-      pools: [pool().stats()],
+      // The main pool first (the one warm-up and shrink act on), then one per fast-path language.
+      pools: [pool().stats(), ...(services.languagePools ?? []).map((each) => each.stats())],
       queue: { depth: services.queue.depth, active: services.queue.active },
     }))
     app.post(
