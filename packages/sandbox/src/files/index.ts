@@ -19,6 +19,7 @@ export { removeTree } from './remove-tree.ts'
 export type { SkipReason } from './tree-walk.ts'
 export {
   copyHostFileInto,
+  openHostFile,
   writeFileInto,
   type WriteFileOptions,
   type WriteFileResult,

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { constants } from 'node:fs'
+import { constants, type Stats } from 'node:fs'
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { SandboxError } from '../sandbox-error.ts'
 import {
@@ -88,6 +88,32 @@ export async function writeFileInto(
 }
 
 /**
+ * Opens a file of the host to read into a sandbox: a regular file, or a clear error.
+ * @throws SandboxError `file_not_found` when `hostPath` does not exist, `invalid_request` when it
+ *   is not a regular file or cannot be opened.
+ */
+export async function openHostFile(
+  hostPath: string,
+): Promise<{ handle: FileHandle; stats: Stats }> {
+  let handle: FileHandle
+  try {
+    handle = await open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+  } catch (error) {
+    const code = errnoCode(error)
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new SandboxError('file_not_found', 'host file does not exist', {}, { cause: error })
+    }
+    throw new SandboxError('invalid_request', 'cannot open host file', { code }, { cause: error })
+  }
+  const stats = await handle.stat()
+  if (!stats.isFile()) {
+    await handle.close()
+    throw new SandboxError('invalid_request', 'host path is not a regular file')
+  }
+  return { handle, stats }
+}
+
+/**
  * Copies a host file into a workdir with {@link writeFileInto}. `hostPath` comes from the operator
  * (a CLI argument, server config), so links in it are followed, but it must end at a regular file.
  * The new file keeps the source's permission bits unless `options.mode` says otherwise.
@@ -102,21 +128,8 @@ export async function copyHostFileInto(
   options: WriteFileOptions = {},
 ): Promise<WriteFileResult> {
   validateRelativePath(relativePath)
-  let source: FileHandle
+  const { handle: source, stats } = await openHostFile(hostPath)
   try {
-    source = await open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
-  } catch (error) {
-    const code = errnoCode(error)
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new SandboxError('file_not_found', 'host file does not exist', {}, { cause: error })
-    }
-    throw new SandboxError('invalid_request', 'cannot open host file', { code }, { cause: error })
-  }
-  try {
-    const stats = await source.stat()
-    if (!stats.isFile()) {
-      throw new SandboxError('invalid_request', 'host path is not a regular file')
-    }
     const content = fileContent(source, Number.POSITIVE_INFINITY)
     try {
       return await writeFileInto(rootDir, relativePath, content, {

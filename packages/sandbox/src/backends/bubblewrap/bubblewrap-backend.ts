@@ -5,13 +5,11 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { promisify } from 'node:util'
-import type { RunStatus } from '@hutch/protocol'
 import type { CgroupManager, CgroupStats, RunCgroup } from '../../cgroups/cgroups.ts'
 import { detectCgroups } from '../../cgroups/cgroups.ts'
 import type { Logger } from '../../logger.ts'
 import { silentLogger } from '../../logger.ts'
 import type { Limits } from '../../policy/limits.ts'
-import { BoundedOutput, OutputBudget } from '../../process/bounded-output.ts'
 import { removeTree } from '../../files/remove-tree.ts'
 import { SandboxError } from '../../sandbox-error.ts'
 import { buildSeccompFilter } from '../../seccomp/seccomp.ts'
@@ -31,7 +29,8 @@ import type { BwrapHostFiles } from './bwrap-args.ts'
 import { buildBwrapArgs, describeRootLinks, syntheticAccounts } from './bwrap-args.ts'
 import { UidPool } from './uid-pool.ts'
 import { gateScript } from './gate-script.ts'
-import { decideStatus, decodeExit } from '../process-exit.ts'
+import { decodeExit } from '../process-exit.ts'
+import { RunSupervisor } from '../run-supervisor.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -406,18 +405,13 @@ export class BubblewrapBackend implements Backend {
     started: number,
     inputs: LauncherInputs,
   ): Promise<ProcessResult> {
-    const budget = new OutputBudget(limits.outputBytes)
-    const stdout = new BoundedOutput(budget)
-    const stderr = new BoundedOutput(budget)
-    let stopReason: { status: RunStatus; reason: string } | undefined
+    const run = new RunSupervisor(
+      spec,
+      cgroup,
+      (error) => this.#logger.error({ err: error }, 'could not kill a run'),
+      started,
+    )
     let statusText = ''
-    const stop = (status: RunStatus, reason: string): void => {
-      if (stopReason !== undefined) return
-      stopReason = { status, reason }
-      cgroup.killAll().catch((error: unknown) => {
-        this.#logger.error({ err: error }, 'could not kill a run')
-      })
-    }
 
     const stdio = child.stdio as unknown as readonly (Readable | Writable | null | undefined)[]
     const writable = (index: number): Writable | undefined =>
@@ -430,24 +424,13 @@ export class BubblewrapBackend implements Backend {
         child.once('close', (code, signal) => resolve({ code, signal }))
       },
     )
-    readable(1)?.on('data', (chunk: Buffer) => {
-      const kept = stdout.push(chunk)
-      if (kept.length > 0) spec.onStdout?.(kept)
-      if (budget.exceeded) stop('output_limit', `output passed ${limits.outputBytes} bytes`)
-    })
-    readable(2)?.on('data', (chunk: Buffer) => {
-      const kept = stderr.push(chunk)
-      if (kept.length > 0) spec.onStderr?.(kept)
-      if (budget.exceeded) stop('output_limit', `output passed ${limits.outputBytes} bytes`)
-    })
+    run.collect(readable(1), 'stdout')
+    run.collect(readable(2), 'stderr')
     readable(fd.jsonStatus)?.on('data', (chunk: Buffer) => {
       statusText += chunk.toString('utf8')
     })
     for (const stream of stdio) stream?.on('error', () => {})
 
-    let wallTimer: NodeJS.Timeout | undefined
-    let cpuTimer: NodeJS.Timeout | undefined
-    const onAbort = (): void => stop('killed', 'the run was cancelled')
     try {
       if (child.pid === undefined)
         throw new SandboxError('backend_unavailable', 'bash did not start')
@@ -457,85 +440,42 @@ export class BubblewrapBackend implements Backend {
       for (const file of inputs.files) writable(file.fd)?.end(file.content)
       if (spec.stdin !== undefined) writable(0)?.end(spec.stdin)
       writable(fd.gate)?.end('go\n')
-
-      wallTimer = setTimeout(
-        () => stop('timeout', `wall time passed ${limits.wallTimeMs} ms`),
-        limits.wallTimeMs,
-      )
-      cpuTimer = setInterval(() => {
-        cgroup
-          .stats()
-          .then((stats) => {
-            if (stats.cpuUsageMs > limits.cpuTimeMs) {
-              stop('timeout', `CPU time passed ${limits.cpuTimeMs} ms`)
-            } else if (stats.pidsLimitHit) {
-              // A run that keeps hitting its process limit is a fork bomb more often than not.
-              stop('killed', `the run reached its limit of ${limits.pids} processes`)
-            }
-          })
-          .catch(() => {})
-      }, this.#config.cpuPollMs)
-      spec.signal?.addEventListener('abort', onAbort, { once: true })
-      if (spec.signal?.aborted === true) onAbort()
+      run.watch(this.#config.cpuPollMs)
 
       const exit = await closed
       // Anything the program left behind dies before a byte of its output is read back.
       await cgroup.killAll()
       const stats = await cgroup.stats()
-      const wallMs = Math.round(performance.now() - started)
       // bwrap writes the program's exit code on its status descriptor only once it has exec'd
       // the program: a failure of its own (a mount it could not make, an interpreter that is
       // not there) leaves it out. What the program printed proves nothing: it can write a
       // "bwrap: " line and exit 1 itself, to pass its run off as hutch's failure, unrecorded.
       const programStarted = statusText.includes('"exit-code"')
-      if (!programStarted && stopReason === undefined && stats.pidsLimitHit) {
+      if (!programStarted && run.stopReason === undefined && stats.pidsLimitHit) {
         // The run's own process limit left bwrap no room to fork: the caller's doing, a result.
-        stopReason = {
-          status: 'killed',
-          reason: `the run reached its limit of ${limits.pids} processes before its program started`,
-        }
+        run.setStopReason(
+          'killed',
+          `the run reached its limit of ${limits.pids} processes before its program started`,
+        )
       }
-      if (!programStarted && stopReason === undefined && !stats.oomKilled) {
-        const firstLine = stderr.text().split('\n')[0] ?? ''
+      if (!programStarted && run.stopReason === undefined && !stats.oomKilled) {
+        const firstLine = run.stderr.text().split('\n')[0] ?? ''
         throw new SandboxError(
           'backend_unavailable',
           `bubblewrap could not start the sandbox: ${firstLine}`,
           {
-            stderr: stderr.text().slice(0, 2000),
+            stderr: run.stderr.text().slice(0, 2000),
             exitCode: exit.code,
           },
         )
       }
       const { exitCode, signal } = decodeExit(exit.code, exit.signal)
-      const status = decideStatus(stopReason?.status, stats, exitCode, signal)
-      const reason = stats.oomKilled
-        ? `memory passed ${limits.memoryBytes} bytes`
-        : (stopReason?.reason ??
-          (stats.pidsLimitHit
-            ? `the run reached its limit of ${limits.pids} processes`
-            : undefined))
-      return {
-        status,
-        exitCode: stopReason === undefined ? exitCode : exitCode === 0 ? null : exitCode,
-        signal,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        stdoutTruncated: stdout.truncated,
-        stderrTruncated: stderr.truncated,
-        usage: {
-          wallMs,
-          cpuMs: Math.round(stats.cpuUsageMs),
-          peakMemoryBytes: stats.peakMemoryBytes,
-        },
-        ...(reason === undefined ? {} : { reason }),
-      }
+      return run.result(stats, exitCode, signal)
     } catch (error) {
       await cgroup.killAll().catch(() => {})
       throw error
     } finally {
-      clearTimeout(wallTimer)
-      clearInterval(cpuTimer)
-      spec.signal?.removeEventListener('abort', onAbort)
+      run.unwatch()
     }
   }
 

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import fs from 'node:fs'
-import fsp from 'node:fs/promises'
 import type { Socket } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -14,16 +13,17 @@ import { silentLogger } from '../../logger.ts'
 import type { Limits } from '../../policy/limits.ts'
 import type { Mount } from '../../policy/policy.ts'
 import { sandboxWorkdir } from '../../policy/policy.ts'
-import { BoundedOutput, OutputBudget } from '../../process/bounded-output.ts'
 import type { SandboxFile } from '../../runtimes/matplotlib-font-cache.ts'
 import { SandboxError } from '../../sandbox-error.ts'
 import { buildSeccompFilter } from '../../seccomp/seccomp.ts'
 import type { TreeSnapshot, TreeSnapshotEntry } from '../../files/output-files.ts'
+import { openHostFile } from '../../files/write-files.ts'
 import type { ProcessResult, Slot, SlotFile, SlotOptions, SlotRunSpec } from '../backend.ts'
 import { defaultSandboxStateDir } from '../bubblewrap/bubblewrap-backend.ts'
 import { describeRootLinks } from '../bubblewrap/bwrap-args.ts'
 import { UidPool } from '../bubblewrap/uid-pool.ts'
-import { decideStatus, decodeExit, signalName } from '../process-exit.ts'
+import { decodeExit, signalName } from '../process-exit.ts'
+import { RunSupervisor } from '../run-supervisor.ts'
 import type { ForkChild, ForkChildExit } from './fork-server.ts'
 import { ForkServer } from './fork-server.ts'
 
@@ -74,25 +74,6 @@ interface ForkServerConfig {
 
 /** Largest data frame of an input file sent to a child. */
 const maxFrameBytes = 1024 * 1024
-
-/** A host file to stream into a sandbox: a regular file, or a clear error. */
-async function openHostFile(hostPath: string): Promise<AsyncIterable<Uint8Array>> {
-  let handle: fsp.FileHandle
-  try {
-    handle = await fsp.open(hostPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') {
-      throw new SandboxError('file_not_found', 'host file does not exist', {}, { cause: error })
-    }
-    throw new SandboxError('invalid_request', 'cannot open host file', { code }, { cause: error })
-  }
-  if (!(await handle.stat()).isFile()) {
-    await handle.close()
-    throw new SandboxError('invalid_request', 'host path is not a regular file')
-  }
-  return handle.createReadStream()
-}
 
 /** How long a program that said it ended may take to close its output. */
 const outputGraceMs = 100
@@ -546,7 +527,10 @@ class ForkSlot implements Slot {
       if (typeof content === 'string') await sendHashed(Buffer.from(content))
       else if (content instanceof Uint8Array) await sendHashed(content)
       else {
-        const chunks = 'hostPath' in content ? await openHostFile(content.hostPath) : content
+        const chunks =
+          'hostPath' in content
+            ? (await openHostFile(content.hostPath)).handle.createReadStream()
+            : content
         for await (const chunk of chunks as AsyncIterable<Uint8Array | string>) {
           await sendHashed(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
         }
@@ -592,33 +576,16 @@ class ForkSlot implements Slot {
   async #supervise(spec: SlotRunSpec): Promise<ProcessResult> {
     const config = this.#backend.config
     const limits = spec.policy.limits
-    const started = performance.now()
-    const budget = new OutputBudget(limits.outputBytes)
-    const stdout = new BoundedOutput(budget)
-    const stderr = new BoundedOutput(budget)
+    const run = new RunSupervisor(spec, this.#cgroup, () => {})
     const child = this.#child
-    let stopReason: { status: ProcessResult['status']; reason: string } | undefined
-    const stop = (status: ProcessResult['status'], reason: string): void => {
-      if (stopReason !== undefined) return
-      stopReason = { status, reason }
-      this.#cgroup.killAll().catch(() => {})
-    }
     const drained = (socket: typeof child.stdout): Promise<void> =>
       new Promise((resolve) => {
         if (socket.destroyed || socket.readableEnded) resolve()
         socket.once('end', resolve)
         socket.once('close', resolve)
       })
-    child.stdout.on('data', (chunk: Buffer) => {
-      const kept = stdout.push(chunk)
-      if (kept.length > 0) spec.onStdout?.(kept)
-      if (budget.exceeded) stop('output_limit', `output passed ${limits.outputBytes} bytes`)
-    })
-    child.stderr.on('data', (chunk: Buffer) => {
-      const kept = stderr.push(chunk)
-      if (kept.length > 0) spec.onStderr?.(kept)
-      if (budget.exceeded) stop('output_limit', `output passed ${limits.outputBytes} bytes`)
-    })
+    run.collect(child.stdout, 'stdout')
+    run.collect(child.stderr, 'stderr')
     const outputsDone = Promise.all([drained(child.stdout), drained(child.stderr)])
     child.stdout.resume()
     child.stderr.resume()
@@ -641,25 +608,7 @@ class ForkSlot implements Slot {
     if (spec.stdin !== undefined) child.stdin.write(spec.stdin)
     child.stdin.end()
 
-    const wallTimer = setTimeout(
-      () => stop('timeout', `wall time passed ${limits.wallTimeMs} ms`),
-      limits.wallTimeMs,
-    )
-    const cpuTimer = setInterval(() => {
-      this.#cgroup
-        .stats()
-        .then((stats) => {
-          if (stats.cpuUsageMs > limits.cpuTimeMs) {
-            stop('timeout', `CPU time passed ${limits.cpuTimeMs} ms`)
-          } else if (stats.pidsLimitHit) {
-            stop('killed', `the run reached its limit of ${limits.pids} processes`)
-          }
-        })
-        .catch(() => {})
-    }, config.cpuPollMs)
-    const onAbort = (): void => stop('killed', 'the run was cancelled')
-    spec.signal?.addEventListener('abort', onAbort, { once: true })
-    if (spec.signal?.aborted === true) onAbort()
+    run.watch(config.cpuPollMs)
     try {
       // A python program reports its end itself, before its interpreter's teardown.
       const ended = await Promise.race([
@@ -667,7 +616,11 @@ class ForkSlot implements Slot {
         ...(inProcess ? [this.#lines.done().then((code) => ({ code }))] : []),
       ])
       let exit: ForkChildExit
-      if ('code' in ended && stopReason === undefined && (await this.#frozenAlone(outputsDone))) {
+      if (
+        'code' in ended &&
+        run.stopReason === undefined &&
+        (await this.#frozenAlone(outputsDone))
+      ) {
         // Every process of the run is stopped: nothing can change a file while it is read back.
         // The slot kills them when it is released.
         exit = { code: ended.code, signal: null }
@@ -678,44 +631,27 @@ class ForkSlot implements Slot {
         await this.#cgroup.killAll()
         const reaped = await child.exited
         exit =
-          'code' in ended && stopReason === undefined ? { code: ended.code, signal: null } : reaped
+          'code' in ended && run.stopReason === undefined
+            ? { code: ended.code, signal: null }
+            : reaped
         await outputsDone
       }
       const stats = await this.#cgroup.stats()
-      const wallMs = Math.round(performance.now() - started)
-      if (!this.server.alive && stopReason === undefined && exit.signal === 9 && !stats.oomKilled) {
+      if (
+        !this.server.alive &&
+        run.stopReason === undefined &&
+        exit.signal === 9 &&
+        !stats.oomKilled
+      ) {
         throw new SandboxError('backend_unavailable', 'the fork server died during the run')
       }
       const { exitCode, signal } =
         exit.signal === null
           ? decodeExit(exit.code, null)
           : { exitCode: null, signal: signalName(exit.signal) }
-      const status = decideStatus(stopReason?.status, stats, exitCode, signal)
-      const reason = stats.oomKilled
-        ? `memory passed ${limits.memoryBytes} bytes`
-        : (stopReason?.reason ??
-          (stats.pidsLimitHit
-            ? `the run reached its limit of ${limits.pids} processes`
-            : undefined))
-      return {
-        status,
-        exitCode: stopReason === undefined ? exitCode : exitCode === 0 ? null : exitCode,
-        signal,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        stdoutTruncated: stdout.truncated,
-        stderrTruncated: stderr.truncated,
-        usage: {
-          wallMs,
-          cpuMs: Math.round(stats.cpuUsageMs),
-          peakMemoryBytes: stats.peakMemoryBytes,
-        },
-        ...(reason === undefined ? {} : { reason }),
-      }
+      return run.result(stats, exitCode, signal)
     } finally {
-      clearTimeout(wallTimer)
-      clearInterval(cpuTimer)
-      spec.signal?.removeEventListener('abort', onAbort)
+      run.unwatch()
     }
   }
 
