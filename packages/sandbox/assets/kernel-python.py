@@ -339,6 +339,24 @@ def restore(payload):
     return restored, lost
 
 
+def preload(names):
+    """Imports modules ahead of the first cell (into sys.modules, not the user's namespace), so
+    that a cell or a restore importing them later finds them loaded."""
+    loaded, failed = [], []
+    for name in names:
+        try:
+            __import__(name)
+            loaded.append(name)
+        except BaseException as error:  # noqa: BLE001 - a library that fails only costs speed
+            failed.append({"name": name, "reason": f"{type(error).__name__}: {error}"[:300]})
+    if "matplotlib.pyplot" in sys.modules:
+        # The font cache is read on the first figure otherwise.
+        import matplotlib.font_manager
+
+        matplotlib.font_manager.fontManager.findfont("DejaVu Sans")
+    return loaded, failed
+
+
 send({"type": "ready", "pid": os.getpid()})
 while True:
     command = read_command()
@@ -351,6 +369,12 @@ while True:
         try:
             state, saved, lost = snapshot()
             send({"type": "snapshot", "id": ident, "saved": saved, "lost": lost}, state if state is not None else b"")
+        except Exception as error:
+            send({"type": "failed", "id": ident, "message": f"{type(error).__name__}: {error}"[:1000]})
+    elif kind == "preload":
+        try:
+            loaded, failed = preload(json.loads(payload.decode("utf-8")))
+            send({"type": "preloaded", "id": ident, "loaded": loaded, "failed": failed})
         except Exception as error:
             send({"type": "failed", "id": ident, "message": f"{type(error).__name__}: {error}"[:1000]})
     elif kind == "restore":

@@ -245,7 +245,7 @@ export class Sandbox {
         timings: this.#kernelTimings,
         logger: this.#logger,
       },
-      { ...request, restoreState: options.restoreState },
+      { ...request, restoreState: options.restoreState, preload: options.preload },
     )
   }
 

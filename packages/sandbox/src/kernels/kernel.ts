@@ -27,6 +27,50 @@ export interface KernelOptions {
    * before the first cell runs. What could not be restored is reported by {@link Kernel.restored}.
    */
   restoreState?: Uint8Array
+  /**
+   * Python modules imported before the kernel is ready (into `sys.modules`, not the namespace of
+   * the cells), so that cells and restores importing them later find them loaded: a kernel
+   * started ahead of its session (see {@link Kernel.adopt}). Their memory counts against the
+   * kernel's limit. A module that fails to import is reported in {@link Kernel.preloaded}.
+   */
+  preload?: readonly string[]
+}
+
+/**
+ * How {@link Kernel.adopt} makes a kernel started ahead its user's: what {@link KernelOptions}
+ * would have given at its start.
+ */
+export interface KernelAdoption {
+  /**
+   * The user's limits, resolved. Memory, pids, disk, open files and file size were fixed when the
+   * kernel started and must be equal ({@link kernelLimitsFit}); the per-cell ones (`wallTimeMs`,
+   * `cpuTimeMs`, `outputBytes`) are replaced.
+   */
+  limits?: Limits
+  /** Files put in the workdir (a COLD session's saved workdir). */
+  files?: readonly InputFile[]
+  /** State saved by {@link Kernel.snapshot}, restored; see {@link Kernel.restored}. */
+  restoreState?: Uint8Array
+}
+
+/** The limits fixed when a kernel starts: those {@link Kernel.adopt} cannot change. */
+export const kernelFixedLimits = [
+  'memoryBytes',
+  'pids',
+  'diskBytes',
+  'openFiles',
+  'fileSizeBytes',
+] as const satisfies readonly (keyof Limits)[]
+
+/** Whether a kernel started with `started` limits can be adopted with `wanted` ones. */
+export function kernelLimitsFit(started: Readonly<Limits>, wanted: Readonly<Limits>): boolean {
+  return kernelFixedLimits.every((name) => started[name] === wanted[name])
+}
+
+/** What `preload` imported, and what failed to import. */
+export interface KernelPreload {
+  loaded: string[]
+  failed: { name: string; reason: string }[]
 }
 
 /** How one cell runs. */
@@ -94,8 +138,10 @@ export interface Kernel extends AsyncDisposable {
   readonly limits: Readonly<Limits>
   /** `running` takes cells, `frozen` holds its memory but no CPU, `closed` is gone. */
   readonly state: 'running' | 'frozen' | 'closed'
-  /** What `restoreState` brought back, when it was given. */
+  /** What `restoreState` brought back, when it was given (at the start or to {@link adopt}). */
   readonly restored: KernelRestore | undefined
+  /** What `preload` imported, when it was given. */
+  readonly preloaded: KernelPreload | undefined
   execute(code: string, options?: CellOptions): Promise<CellResult>
   /** Interrupts the running cell (KeyboardInterrupt first, harder after a grace); no-op when idle. */
   interrupt(): Promise<void>
@@ -112,6 +158,14 @@ export interface Kernel extends AsyncDisposable {
    * with the kernel frozen so that nothing changes under the copy.
    */
   exportWorkdir(sink: OutputSink): Promise<{ files: number; bytes: number }>
+  /**
+   * Makes a kernel that has run nothing (started ahead, on standby) its user's: sets the per-cell
+   * limits, writes files into the workdir and restores a saved state, as if they had been given
+   * to `openKernel`. Once per kernel and before its first cell, else `invalid_request`: a kernel
+   * is never handed from one user to another. A state that cannot be restored is reported in
+   * {@link restored}; a file that cannot be written rejects (close the kernel then).
+   */
+  adopt(options?: KernelAdoption): Promise<void>
   /** Kills the interpreter and removes the sandbox. Idempotent. */
   close(): Promise<void>
 }

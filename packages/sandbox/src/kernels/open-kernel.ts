@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import type { NetworkMode } from '@hutch/protocol'
 import type { Backend } from '../backends/backend.ts'
 import type { OutputCaps } from '../files/output-files.ts'
-import { copyHostFileInto, writeFileInto } from '../files/write-files.ts'
 import { pythonModuleRequirements } from '../host/requirements.ts'
 import type { Logger } from '../logger.ts'
 import type { Limits } from '../policy/limits.ts'
@@ -12,6 +11,7 @@ import { SandboxError } from '../sandbox-error.ts'
 import type { Kernel, KernelLanguage } from './kernel.ts'
 import { kernelLanguages } from './kernel.ts'
 import type { KernelDriver } from './kernel-drivers.ts'
+import { writeInputFiles } from './kernel-files.ts'
 import type { KernelTimings } from './sandbox-kernel.ts'
 import { SandboxKernel } from './sandbox-kernel.ts'
 
@@ -32,6 +32,7 @@ export interface ValidatedKernel {
   network: NetworkMode
   files: readonly InputFile[]
   restoreState: Uint8Array | undefined
+  preload: readonly string[] | undefined
 }
 
 /** Prepares a sandbox, fills its workdir and starts the language's driver in it. */
@@ -49,15 +50,11 @@ export async function openKernel(
   if (request.restoreState !== undefined && !(request.restoreState instanceof Uint8Array)) {
     throw new SandboxError('invalid_request', 'restoreState must be bytes')
   }
+  const preload = validatePreload(language, request.preload)
   const driver = (await context.drivers())[language as KernelLanguage]
   const slot = await context.backend.prepare({ runId: randomUUID(), limits: request.limits })
   try {
-    const owner = { uid: slot.uid, gid: slot.gid }
-    for (const file of request.files) {
-      if ('hostPath' in file) await copyHostFileInto(slot.workdir, file.path, file.hostPath, owner)
-      else if ('body' in file) await writeFileInto(slot.workdir, file.path, file.body, owner)
-      else await writeFileInto(slot.workdir, file.path, file.content, owner)
-    }
+    await writeInputFiles(slot, request.files)
   } catch (error) {
     await slot.release()
     throw error
@@ -82,6 +79,41 @@ export async function openKernel(
       logger: context.logger,
       release: () => slot.release(),
     },
-    request.restoreState,
+    { restoreState: request.restoreState, preload },
   )
+}
+
+/** Most modules a kernel may preload. */
+const maxPreload = 64
+const moduleNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,99}(\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}$/
+
+function validatePreload(
+  language: string,
+  preload: readonly string[] | undefined,
+): readonly string[] | undefined {
+  if (preload === undefined) return undefined
+  if (!Array.isArray(preload) || preload.length > maxPreload) {
+    throw new SandboxError(
+      'invalid_request',
+      `preload must be a list of at most ${maxPreload} modules`,
+    )
+  }
+  if (preload.length === 0) return undefined
+  if (language !== 'python') {
+    throw new SandboxError(
+      'invalid_request',
+      `only python kernels preload modules, not ${language}`,
+    )
+  }
+  const names: string[] = []
+  for (const name of preload as readonly unknown[]) {
+    if (typeof name !== 'string' || !moduleNamePattern.test(name)) {
+      throw new SandboxError(
+        'invalid_request',
+        `preload: ${JSON.stringify(name)} is not a module name`,
+      )
+    }
+    names.push(name)
+  }
+  return names
 }

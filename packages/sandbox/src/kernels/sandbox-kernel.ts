@@ -14,12 +14,16 @@ import type {
   CellOptions,
   CellResult,
   Kernel,
+  KernelAdoption,
   KernelLanguage,
+  KernelPreload,
   KernelRestore,
   KernelSnapshot,
 } from './kernel.ts'
+import { kernelLimitsFit } from './kernel.ts'
 import type { DriverEvent } from './kernel-channel.ts'
 import { KernelChannel } from './kernel-channel.ts'
+import { writeInputFiles } from './kernel-files.ts'
 
 /** Timing of interrupts and waits; tests shorten them. */
 export interface KernelTimings {
@@ -90,8 +94,11 @@ interface Waiter {
 export class SandboxKernel implements Kernel {
   readonly id: string
   readonly language: KernelLanguage
-  readonly limits: Readonly<Limits>
-  readonly #setup: KernelSetup
+  #setup: KernelSetup
+  #limits: Readonly<Limits>
+  /** No cell has run, no state was restored and nobody adopted it yet. */
+  #fresh = true
+  #preloaded: KernelPreload | undefined
   readonly #slot: KernelSlot
   #state: 'running' | 'frozen' | 'closed' = 'running'
   #restored: KernelRestore | undefined
@@ -125,20 +132,39 @@ export class SandboxKernel implements Kernel {
     this.#setup = setup
     this.id = setup.id
     this.language = setup.language
-    this.limits = Object.freeze({ ...setup.limits })
+    this.#limits = Object.freeze({ ...setup.limits })
   }
 
-  /** Starts the interpreter and restores `restoreState` into it. */
-  static async open(setup: KernelSetup, restoreState?: Uint8Array): Promise<SandboxKernel> {
+  /**
+   * Starts the interpreter, imports the `preload` modules and restores `restoreState` into it.
+   * A module that fails to import is only reported ({@link preloaded}).
+   */
+  static async open(
+    setup: KernelSetup,
+    options: {
+      restoreState?: Uint8Array | undefined
+      preload?: readonly string[] | undefined
+    } = {},
+  ): Promise<SandboxKernel> {
     const kernel = new SandboxKernel(setup)
     try {
       await kernel.#start()
-      if (restoreState !== undefined) kernel.#restored = await kernel.#restore(restoreState)
+      if (options.preload !== undefined && options.preload.length > 0) {
+        kernel.#preloaded = await kernel.#preload(options.preload)
+      }
+      if (options.restoreState !== undefined) {
+        kernel.#fresh = false
+        kernel.#restored = await kernel.#restore(options.restoreState)
+      }
     } catch (error) {
       await kernel.close().catch(() => {})
       throw error
     }
     return kernel
+  }
+
+  get limits(): Readonly<Limits> {
+    return this.#limits
   }
 
   get state(): 'running' | 'frozen' | 'closed' {
@@ -149,8 +175,50 @@ export class SandboxKernel implements Kernel {
     return this.#restored
   }
 
+  get preloaded(): KernelPreload | undefined {
+    return this.#preloaded
+  }
+
+  adopt(options: KernelAdoption = {}): Promise<void> {
+    return this.#serialize(async () => {
+      this.#assertOpen()
+      if (!this.#fresh) {
+        throw new SandboxError(
+          'invalid_request',
+          `kernel ${this.id} was used already: only a kernel that ran nothing can be adopted`,
+        )
+      }
+      const limits = options.limits
+      if (limits !== undefined && !kernelLimitsFit(this.#limits, limits)) {
+        throw new SandboxError(
+          'invalid_request',
+          `kernel ${this.id} started with other memory, pids, disk, open files or file size limits`,
+        )
+      }
+      if (options.restoreState !== undefined && !(options.restoreState instanceof Uint8Array)) {
+        throw new SandboxError('invalid_request', 'restoreState must be bytes')
+      }
+      // Used from here on, even when a step below fails: the caller closes it then.
+      this.#fresh = false
+      if (this.#state === 'frozen') await this.thaw()
+      if (limits !== undefined) {
+        this.#limits = Object.freeze({ ...limits })
+        this.#setup = {
+          ...this.#setup,
+          limits: this.#limits,
+          policy: { ...this.#setup.policy, limits: this.#limits },
+        }
+      }
+      await writeInputFiles(this.#slot, options.files ?? [])
+      if (options.restoreState !== undefined) {
+        this.#restored = await this.#restore(options.restoreState)
+      }
+    })
+  }
+
   execute(code: string, options: CellOptions = {}): Promise<CellResult> {
     if (typeof code !== 'string') throw new SandboxError('invalid_request', 'code must be a string')
+    this.#fresh = false
     return this.#serialize(() => {
       const executing = this.#execute(code, options)
       this.#executing = executing
@@ -166,6 +234,7 @@ export class SandboxKernel implements Kernel {
   restart(): Promise<void> {
     return this.#serialize(async () => {
       this.#assertOpen()
+      this.#fresh = false
       if (this.#state === 'frozen') await this.thaw()
       await this.#stopProcess()
       await this.#start()
@@ -403,7 +472,7 @@ export class SandboxKernel implements Kernel {
   }
 
   async #request(
-    type: 'snapshot' | 'restore',
+    type: 'snapshot' | 'restore' | 'preload',
     answers: readonly string[],
     payload?: Uint8Array,
   ): Promise<DriverEvent> {
@@ -413,6 +482,25 @@ export class SandboxKernel implements Kernel {
     const answer = this.#waitFor(id, answers, this.#setup.timings.startTimeoutMs)
     await channel.send(type, id, payload).catch(() => {})
     return answer
+  }
+
+  async #preload(modules: readonly string[]): Promise<KernelPreload> {
+    const event = await this.#request(
+      'preload',
+      ['preloaded'],
+      Buffer.from(JSON.stringify(modules), 'utf8'),
+    )
+    const preloaded = {
+      loaded: names(event.fields['loaded']),
+      failed: lostNames(event.fields['failed']),
+    }
+    if (preloaded.failed.length > 0) {
+      this.#setup.logger.warn(
+        { kernelId: this.id, failed: preloaded.failed },
+        'a kernel could not preload some modules',
+      )
+    }
+    return preloaded
   }
 
   async #restore(state: Uint8Array): Promise<KernelRestore> {
