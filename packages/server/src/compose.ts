@@ -17,6 +17,7 @@ import { RateLimiter } from './http/rate-limiter.ts'
 import { Metrics } from './metrics/metrics.ts'
 import type { Namespace } from './namespace.ts'
 import { WarmPool } from './pool/warm-pool.ts'
+import { defaultStandbyPreload } from './sessions/kernel-standby.ts'
 import { SessionRepository } from './sessions/session-repository.ts'
 import { SessionService } from './sessions/session-service.ts'
 import { SessionStateStore } from './sessions/session-state-store.ts'
@@ -30,6 +31,8 @@ export interface HutchServer {
   start(): void
   /** Refuse new work, let running executions finish within the grace time (then stop them), close everything. */
   shutdown(): Promise<void>
+  /** The session service (its `stats()` for benches and tests). */
+  sessions: SessionService
   /** What the start-up reconciliation found and cleaned. */
   reconciled: {
     executionsFailed: number
@@ -219,6 +222,11 @@ export async function composeServer(
       maxOutputFileBytes: config.maxOutputFileBytes,
       fileUrl,
     },
+    standby: {
+      size: config.sessionStandbyKernels,
+      preload: defaultStandbyPreload,
+      resolveLimits: (requested) => sandbox.resolveLimits(requested),
+    },
   })
 
   let shuttingDown = false
@@ -259,6 +267,7 @@ export async function composeServer(
 
   return {
     app,
+    sessions,
     reconciled: { executionsFailed, sessionsCold, ...orphans },
     start: () => {
       // The fork servers start now, not on the first request; the pool fills from python's.
@@ -268,6 +277,7 @@ export async function composeServer(
         })
       }
       for (const each of allPools) each.start()
+      sessions.start()
     },
     async shutdown() {
       if (shuttingDown) return

@@ -465,6 +465,15 @@ export const settings = {
     description:
       'Sessions one user and chat may have, whatever their state; creating another answers 409 `too_many_sessions`.',
   }),
+  sessionStandbyKernels: setting({
+    group: 'sessions',
+    schema: integer(0, 64),
+    default: 1,
+    env: ['HUTCH_SESSION_STANDBY_KERNELS'],
+    flag: '--session-standby-kernels',
+    description:
+      'Python session kernels started ahead with numpy, pandas and matplotlib imported (about 100 MB each): creating a session or restoring a COLD one takes a ready kernel instead of starting one and re-running imports. Each serves one session, one with the default memory, pids, disk, open files and file size limits; a taken one is replaced in the background. They count against `maxHotSessions`. 0 starts every kernel on demand.',
+  }),
 
   // storage
   storage: derivedSetting({

@@ -113,7 +113,7 @@ describe('SessionService', () => {
     while (service.stats().hot > 1 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    expect(service.stats()).toEqual({ hot: 1, warm: 1 })
+    expect(service.stats()).toMatchObject({ hot: 1, warm: 1 })
     expect((await service.get(alice, older.id)).state).toBe('warm')
     expect((await service.get(alice, newer.id)).state).toBe('hot')
     expect((await service.get(alice, older.id)).transitions.at(-1)?.reason).toBe(

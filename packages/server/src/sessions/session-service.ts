@@ -1,11 +1,12 @@
 import type { MimeBundle, OutputFile, RunError, RunStatus } from '@hutch/protocol'
 import { resolveLanguage } from '@hutch/protocol'
 import type { RequestLimits } from '@hutch/protocol/schemas'
-import type { CellResult, Kernel, KernelOptions, Logger } from '@hutch/sandbox'
+import type { CellResult, InputFile, Kernel, KernelOptions, Limits, Logger } from '@hutch/sandbox'
 import { kernelLanguages, SandboxError } from '@hutch/sandbox'
 import { AppError } from '../app-error.ts'
 import type { Namespace } from '../namespace.ts'
 import type { Storage } from '../storage/storage.ts'
+import { KernelStandby } from './kernel-standby.ts'
 import type {
   LostName,
   SessionPageOptions,
@@ -139,6 +140,7 @@ export class SessionService {
   readonly #storage: Storage
   readonly #options: SessionServiceOptions
   readonly #logger: Logger
+  readonly #standby: KernelStandby | undefined
   readonly #live = new Map<string, Live>()
   /** Creations under way per namespace (`userId/chatId`). */
   readonly #starting = new Map<string, number>()
@@ -158,8 +160,31 @@ export class SessionService {
     storage: Storage
     options: SessionServiceOptions
     logger: Logger
+    /**
+     * Python kernels started ahead (`size` of them, with `preload` imported), taken by a creation
+     * or a COLD restore whose limits fit the defaults. They count against `maxHotSessions`.
+     */
+    standby?: {
+      size: number
+      preload: readonly string[]
+      resolveLimits: (requested: Partial<Record<keyof Limits, unknown>>) => Limits
+    }
   }) {
     this.#openKernel = collaborators.openKernel
+    const standby = collaborators.standby
+    this.#standby =
+      standby === undefined || standby.size === 0
+        ? undefined
+        : new KernelStandby(
+            {
+              open: (options) => this.#openKernel(options),
+              resolveLimits: standby.resolveLimits,
+              room: () => this.#standbyRoom(),
+              started: () => this.#enforceCaps(),
+              logger: collaborators.logger,
+            },
+            { size: standby.size, language: 'python', preload: standby.preload },
+          )
     this.#repository = collaborators.repository
     this.#states = collaborators.states
     this.#storage = collaborators.storage
@@ -217,7 +242,7 @@ export class SessionService {
     request: CreateSessionRequest,
   ): Promise<{ record: SessionRecord; kernel: Kernel }> {
     const limits = limitsOf(request)
-    const kernel = await translate(() => this.#openKernel({ language, limits }))
+    const kernel = await translate(() => this.#kernelFor({ language, limits }))
     try {
       const record = await this.#repository.create({
         id: crypto.randomUUID(),
@@ -331,6 +356,8 @@ export class SessionService {
       this.#schedule(live)
       // A session the caps passed over while it ran a cell can go now.
       this.#enforceCaps()
+      // And the standby may have room again.
+      this.#standby?.fill()
     }
   }
 
@@ -393,6 +420,7 @@ export class SessionService {
       live.kernel = undefined
       await this.#move(live, 'deleted', 'deleted by the client')
       this.#live.delete(id)
+      this.#standby?.fill()
       await this.#states.remove(namespace, `${id}/`).catch((error: unknown) => {
         this.#logger.warn({ err: error, sessionId: id }, 'could not remove saved session state')
       })
@@ -405,6 +433,7 @@ export class SessionService {
    */
   async close(reason: string, graceMs: number): Promise<void> {
     this.#closed = true
+    const standbyClosed = this.#standby?.close()
     const graceEnds = Date.now() + graceMs
     const busy = () => [...this.#live.values()].filter((live) => live.cells > 0)
     while (busy().length > 0 && Date.now() < graceEnds) {
@@ -419,11 +448,20 @@ export class SessionService {
         await this.#evict(live, reason, true)
       }
     })
-    await Promise.all(workers)
+    await Promise.all([...workers, standbyClosed])
   }
 
-  /** HOT and WARM sessions this process holds, for tests and metrics. */
-  stats(): { hot: number; warm: number } {
+  /** Starts filling the standby of kernels (when there is one); call once the server listens. */
+  start(): void {
+    this.#standby?.fill()
+  }
+
+  /** HOT and WARM sessions this process holds, and standby kernels, for tests and metrics. */
+  stats(): {
+    hot: number
+    warm: number
+    standby: { ready: number; starting: number; taken: number }
+  } {
     let hot = 0
     let warm = 0
     for (const live of this.#live.values()) {
@@ -431,7 +469,7 @@ export class SessionService {
       if (live.record.state === 'hot') hot += 1
       if (live.record.state === 'warm') warm += 1
     }
-    return { hot, warm }
+    return { hot, warm, standby: this.#standby?.stats() ?? { ready: 0, starting: 0, taken: 0 } }
   }
 
   /** Brings a session's kernel to HOT for a cell: thawing it, or restoring it from COLD. */
@@ -461,7 +499,7 @@ export class SessionService {
     // A saved state is held whole in memory while it moves (up to the kernel's memory limit).
     const kernel = await this.#stateMoves.run(() =>
       translate(async () =>
-        this.#openKernel({
+        this.#kernelFor({
           language: live.record.language,
           limits: live.record.limits,
           ...(saved === null ? {} : { files: this.#states.files(live.namespace, saved) }),
@@ -485,6 +523,43 @@ export class SessionService {
       lost: boundedLost([...lostBefore, ...(kernel.restored?.lost ?? [])]),
     }
     return kernel
+  }
+
+  /**
+   * A kernel for a session: a standby kernel when one fits (adopted with the session's limits,
+   * files and state), else a new one.
+   */
+  async #kernelFor(
+    options: KernelOptions & { limits: Record<string, number>; files?: readonly InputFile[] },
+  ): Promise<Kernel> {
+    const taken = this.#standby?.take(options.language, options.limits)
+    if (taken === undefined) return await this.#openKernel(options)
+    const { kernel, limits } = taken
+    try {
+      await kernel.adopt({
+        limits,
+        ...(options.files === undefined ? {} : { files: options.files }),
+        ...(options.restoreState === undefined ? {} : { restoreState: options.restoreState }),
+      })
+    } catch (error) {
+      await kernel.close().catch(() => undefined)
+      throw error
+    }
+    return kernel
+  }
+
+  /**
+   * Whether the standby may start one more kernel. Running kernels — HOT sessions and standby
+   * kernels — stay within `maxHotSessions`: idle HOT sessions are frozen to make room (least
+   * recently used first), sessions running a cell are not, so those leave no room.
+   */
+  #standbyRoom(): boolean {
+    let busy = 0
+    for (const live of this.#live.values()) {
+      if (live.kernel !== undefined && live.record.state === 'hot' && live.cells > 0) busy += 1
+    }
+    const held = this.#standby?.held ?? 0
+    return !this.#closed && busy + held < this.#options.maxHotSessions
   }
 
   /** HOT -> WARM, unless a cell came meanwhile. */
@@ -518,6 +593,7 @@ export class SessionService {
         this.#logger.warn({ err: error, sessionId: live.id }, 'could not close a kernel')
       })
       live.kernel = undefined
+      this.#standby?.fill()
       await this.#move(
         live,
         'cold',
@@ -603,7 +679,8 @@ export class SessionService {
 
   #overCaps(): boolean {
     const { hot, warm } = this.stats()
-    return hot > this.#options.maxHotSessions || warm > this.#options.maxWarmSessions
+    const running = hot + (this.#standby?.held ?? 0)
+    return running > this.#options.maxHotSessions || warm > this.#options.maxWarmSessions
   }
 
   async #enforceOnce(): Promise<void> {
@@ -613,7 +690,8 @@ export class SessionService {
         .filter((live) => live.kernel !== undefined && live.record.state === state)
         .sort((a, b) => a.lastActiveMs - b.lastActiveMs)
     const hot = idleIn('hot')
-    const excessHot = Math.max(0, hot.length - maxHotSessions)
+    // Standby kernels run too: they count against the HOT cap.
+    const excessHot = Math.max(0, hot.length + (this.#standby?.held ?? 0) - maxHotSessions)
     for (const live of hot.filter((one) => one.cells === 0).slice(0, excessHot)) {
       await this.#freeze(live, `more than ${maxHotSessions} HOT sessions; least recently used`)
     }
