@@ -77,16 +77,45 @@ export async function readOptionalCgroupFile(
 }
 
 /**
+ * Files whose writes wait in the kernel (moving a task between cgroups, freezing, thawing wait
+ * for RCU: ~0.1 ms quiet, ~0.25 ms loaded, seen here): they go through libuv's thread pool so the
+ * wait does not stall the event loop.
+ */
+const waitingCgroupFiles = new Set(['cgroup.procs', 'freezer.state', 'cgroup.freeze'])
+
+/**
  * Writes one value to a cgroup file in a single write, without O_CREAT or O_TRUNC (cgroup files
  * exist or the controller is missing; some are write-only).
+ *
+ * Synchronously but for `waitingCgroupFiles`, as `readCgroupFile` reads: a limit's file is the
+ * kernel's, not a disk's, and takes ~15 µs, where open, write and close through the thread pool
+ * cost the event loop ~0.3 ms.
  */
 export async function writeCgroupFile(dir: string, file: string, value: string): Promise<void> {
-  const handle = await fsp.open(path.join(dir, file), constants.O_WRONLY | constants.O_NOFOLLOW)
-  try {
-    await handle.write(value)
-  } finally {
-    await handle.close()
+  const flags = constants.O_WRONLY | constants.O_NOFOLLOW
+  if (waitingCgroupFiles.has(file)) {
+    const handle = await fsp.open(path.join(dir, file), flags)
+    try {
+      await handle.write(value)
+    } finally {
+      await handle.close()
+    }
+    return
   }
+  const fd = fs.openSync(path.join(dir, file), flags)
+  try {
+    fs.writeSync(fd, value)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Makes a cgroup directory, synchronously (see `writeCgroupFile`); rejects as `fsp.mkdir`. */
+export function makeCgroupDir(dir: string): Promise<void> {
+  return new Promise((resolve) => {
+    fs.mkdirSync(dir)
+    resolve()
+  })
 }
 
 /** Whether a file exists in a cgroup directory. */
@@ -154,7 +183,7 @@ export async function pollUntil(
  */
 export async function ensureDir(dir: string): Promise<void> {
   try {
-    await fsp.mkdir(dir)
+    await makeCgroupDir(dir)
   } catch (error) {
     if (!isErrno(error, 'EEXIST')) throw error
   }
@@ -168,7 +197,7 @@ export async function ensureDir(dir: string): Promise<void> {
 export async function removeCgroupDir(dir: string, deadlineMs: number): Promise<void> {
   for (;;) {
     try {
-      await fsp.rmdir(dir)
+      fs.rmdirSync(dir)
       return
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return

@@ -17,6 +17,7 @@ import {
   isErrno,
   killByFreezing,
   listRunCgroupNames,
+  makeCgroupDir,
   parseCount,
   parseKeyedValues,
   pollUntil,
@@ -231,7 +232,7 @@ export class V1CgroupManager implements CgroupManager {
     const created: string[] = []
     try {
       for (const dir of distinctDirectories(dirs)) {
-        await fsp.mkdir(dir)
+        await makeCgroupDir(dir)
         created.push(dir)
       }
       // memsw (memory plus swap) may never be below memory, so memory goes first.
@@ -245,7 +246,7 @@ export class V1CgroupManager implements CgroupManager {
       await writeCgroupFile(dirs.cpu, 'cpu.cfs_period_us', String(cpuPeriodUs))
       await writeCgroupFile(dirs.cpu, 'cpu.cfs_quota_us', String(cpuQuotaUs(limits.cpuQuotaCores)))
     } catch (error) {
-      for (const dir of created) await fsp.rmdir(dir).catch(() => {})
+      for (const dir of created) await removeCgroupDir(dir, 0).catch(() => {})
       throw new SandboxError(
         isErrno(error, 'EEXIST') ? 'internal' : 'backend_unavailable',
         isErrno(error, 'EEXIST')

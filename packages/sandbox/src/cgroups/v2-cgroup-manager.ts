@@ -18,6 +18,7 @@ import {
   isErrno,
   killByFreezing,
   listRunCgroupNames,
+  makeCgroupDir,
   parseCount,
   parseKeyedValues,
   pollUntil,
@@ -252,7 +253,7 @@ export class V2CgroupManager implements CgroupManager {
     const dir = path.join(this.#parent, name)
     let created = false
     try {
-      await fsp.mkdir(dir)
+      await makeCgroupDir(dir)
       created = true
       await writeCgroupFile(dir, 'memory.max', String(limits.memoryBytes))
       if (this.#features.swapLimited) await writeCgroupFile(dir, 'memory.swap.max', '0')
@@ -265,7 +266,7 @@ export class V2CgroupManager implements CgroupManager {
         `${cpuQuotaUs(limits.cpuQuotaCores)} ${String(cpuPeriodUs)}`,
       )
     } catch (error) {
-      if (created) await fsp.rmdir(dir).catch(() => {})
+      if (created) await removeCgroupDir(dir, 0).catch(() => {})
       throw new SandboxError(
         isErrno(error, 'EEXIST') ? 'internal' : 'backend_unavailable',
         isErrno(error, 'EEXIST')
