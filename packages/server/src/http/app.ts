@@ -94,6 +94,8 @@ export async function buildApp(
     // How often Node looks for requests past that deadline (its default is every 30 s).
     http: { connectionsCheckingInterval: 1_000 },
     requestIdHeader: 'x-request-id',
+    // One line per request, written when it is answered (below), not two.
+    disableRequestLogging: true,
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>()
@@ -138,6 +140,15 @@ export async function buildApp(
     done()
   })
   app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'request completed',
+    )
     services.metrics.httpRequestFinished(
       request.method,
       request.routeOptions.url ?? 'unmatched',
