@@ -3,8 +3,8 @@
 It runs inside its own bubblewrap sandbox (own user, pid, mount and network namespaces, no
 capability outside them), imports the heavy libraries once, and forks one child per prepared
 sandbox. Each child, before any request reaches it, takes new mount, network, IPC and UTS
-namespaces (and a new pid namespace, as pid 1), mounts a fresh /proc, /tmp, /dev/shm and a
-workdir of bounded size, connects its stdin, stdout and stderr to the hutch server, hides the
+namespaces (and a new pid namespace, as pid 2: pid 1 is hutch-init.c, which starts first),
+mounts a fresh /proc, /tmp, /dev/shm and a workdir of bounded size, connects its stdin, stdout and stderr to the hutch server, hides the
 server's socket, drops every capability, sets no-new-privs and loads the seccomp filter. Then it
 waits for its one request: run Python in this interpreter (its imports are already done), or exec
 another program.
@@ -12,9 +12,9 @@ another program.
 Protocol with the server, on this process's stdin (commands) and stdout (events), one JSON
 object per line:
   -> {"op": "spawn", "id", "network", "diskBytes", "tmpBytes", "shmBytes", "openFiles", "fileSizeBytes"}
-  <- {"ev": "ready", "id", "pid"}        pid in this process's pid namespace
+  <- {"ev": "ready", "id", "pid", "init"} the program's and its init's pids in this process's pid namespace
   <- {"ev": "failed", "id", "reason"}    the child could not set itself up
-  <- {"ev": "exit", "id", "code"|"signal"}
+  <- {"ev": "exit", "id", "code"}        128+N for a death by signal N, as bwrap's init reports
   -> {"op": "stop"}
 Each child connects three times to the server's socket, sending {"id", "stream"} on each first
 ("stdin", "stdout", "stderr"). The request arrives on the stdin connection: 4 bytes of big-endian
@@ -45,6 +45,7 @@ SOCKET_PATH = CONFIG["socket"]
 SOCKET_DIR = os.path.dirname(SOCKET_PATH)
 WORKDIR = CONFIG.get("workdir", "/work")
 SANDBOX_UID = CONFIG.get("uid", 1000)
+INIT_PATH = CONFIG["init"]
 SECCOMP = {}
 for _network, _path in CONFIG.get("seccomp", {}).items():
     with open(_path, "rb") as _file:
@@ -163,11 +164,25 @@ def connect(child_id, stream):
     return sock
 
 
+def await_init():
+    """Waits until the sandbox's init (pid 1, hutch-init.c) has given up its rights: it does that
+    last, after it made itself not dumpable and covered the fork server's files."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open("/proc/1/status", "rb") as status:
+            if b"\nNoNewPrivs:\t1\n" in status.read():
+                return
+        if time.monotonic() > deadline:
+            raise OSError(errno.ETIMEDOUT, "the sandbox init did not start")
+        time.sleep(0.0002)
+
+
 def become_sandbox(spec):
     """Everything a child does before its request: namespaces, mounts, identity, filters."""
     check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    await_init()
     streams = {name: connect(spec["id"], name) for name in ("stdin", "stdout", "stderr")}
     # The server's socket is gone from this sandbox's view, and a fresh /tmp covers the fork
     # server's own files: user code can reach neither.
@@ -351,42 +366,17 @@ def report_done(code):
 
 
 def child_main(spec, ready_fd):
-    """Pid 1 of the new sandbox: sets it up, forks the process that will run the program (pid 2,
-    so that the program gets signals as any process does, not with init's immunity), then reaps
-    every orphan and ends with the program, reporting a death by signal N as 128+N, as bwrap's
-    init does. It tells the fork server how the program ended before it exits itself, so that
-    the result does not wait for this process's own teardown. It is not dumpable: the program,
-    which runs as the same user, can neither write its memory nor use its descriptors."""
+    """Pid 2 of the new sandbox, the process that runs the program: sets the sandbox up, says so
+    on `ready_fd`, then waits for its request. Pid 1 is the sandbox's init (hutch-init.c), which
+    reaps orphans; the fork server, this process's parent, reports how it ended."""
     try:
         streams = become_sandbox(spec)
-        program = os.fork()
     except BaseException as error:  # noqa: BLE001
         os.write(ready_fd, ("failed: " + str(error)).encode()[:1000])
         os._exit(125)
-    if program == 0:
-        os.close(ready_fd)
-        run_program(streams)
-    for stream in streams.values():
-        stream.close()
-    # The program runs as the same user: without this it could write this process's memory
-    # through /proc/1/mem, or reach its pipe to the fork server through /proc/1/fd.
-    check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
-    set_title(b"hutch-sandbox-init")
     os.write(ready_fd, b"ok\n")
-    os.closerange(0, ready_fd)
-    os.closerange(ready_fd + 1, 65536)
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            os._exit(125)
-        if pid == program:
-            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-            try:
-                os.write(ready_fd, f"exit {code}\n".encode())
-            except OSError:
-                pass
-            os._exit(code)
+    os.close(ready_fd)
+    run_program(streams)
 
 
 def set_title(title):
@@ -456,15 +446,33 @@ def preload():
     gc.freeze()
 
 
-def spawn(spec, own_pid_ns, children, ready):
+INIT_FILE_ACTIONS = [
+    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
+    (os.POSIX_SPAWN_DUP2, 0, 1),
+    (os.POSIX_SPAWN_DUP2, 0, 2),
+]
+
+
+def spawn(spec, own_pid_ns, children, inits, ready):
     read_fd, write_fd = os.pipe()
-    # One fork per sandbox: the child is pid 1 of a new pid namespace, and we return to our own.
-    check(libc.unshare(CLONE_NEWPID), "unshare pid")
+    # One fork of this interpreter per sandbox: a new pid namespace, its init (a small program,
+    # started without copying this process: posix_spawn is a vfork), then the program's process
+    # as its pid 2; and back to our own namespace.
+    pid = None
+    init = None
     try:
+        check(libc.unshare(CLONE_NEWPID), "unshare pid")
+        init = os.posix_spawn(INIT_PATH, ["hutch-sandbox-init"], {}, file_actions=INIT_FILE_ACTIONS)
         pid = os.fork()
     finally:
         if pid != 0:
             check(libc.setns(own_pid_ns, CLONE_NEWPID), "setns pid")
+        if pid is None:
+            os.close(read_fd)
+            os.close(write_fd)
+            if init is not None:
+                os.kill(init, signal.SIGKILL)
+                inits[init] = None
     if pid == 0:
         os.close(read_fd)
         null = os.open("/dev/null", os.O_RDWR)
@@ -479,8 +487,9 @@ def spawn(spec, own_pid_ns, children, ready):
         child_main(spec, write_fd)
         os._exit(125)
     os.close(write_fd)
-    children[pid] = spec["id"]
-    ready[read_fd] = (pid, spec["id"], "starting")
+    children[pid] = (spec["id"], init)
+    inits[init] = spec["id"]
+    ready[read_fd] = (pid, init, spec["id"])
 
 
 def main():
@@ -491,8 +500,8 @@ def main():
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children = {}
+    inits = {}
     ready = {}
-    reported = set()
     commands = b""
     send_event({"ev": "hello", "pid": os.getpid()})
     while True:
@@ -512,52 +521,40 @@ def main():
                         return
                     if command["op"] == "spawn":
                         try:
-                            spawn(command, own_pid_ns, children, ready)
+                            spawn(command, own_pid_ns, children, inits, ready)
                         except OSError as error:
                             send_event({"ev": "failed", "id": command["id"], "reason": str(error)})
             else:
-                # A child says "ok" once set up, or why it failed, then "exit N" once: anything
-                # else, or more, closes its pipe (a sandbox must not keep the fork server busy).
-                pid, child_id, state = ready[fd]
+                # A child says "ok" once set up, or why it failed, and nothing more: the pipe
+                # closes after its first message (a sandbox must not keep the fork server busy).
+                pid, init, child_id = ready.pop(fd)
                 message = os.read(fd, 1024)
-                lines = message.decode(errors="replace").splitlines()
-                done = not message
-                for line in lines:
-                    if state == "starting" and line == "ok":
-                        state = "ready"
-                        send_event({"ev": "ready", "id": child_id, "pid": pid})
-                    elif state == "starting":
-                        send_event({"ev": "failed", "id": child_id, "reason": line[:1000]})
-                        done = True
-                        break
-                    elif state == "ready" and line.startswith("exit ") and line[5:].isdigit():
-                        reported.add(pid)
-                        send_event({"ev": "exit", "id": child_id, "code": int(line[5:]) & 0xFF})
-                        done = True
-                        break
-                    else:
-                        done = True
-                        break
-                if done:
-                    del ready[fd]
-                    os.close(fd)
+                os.close(fd)
+                if message == b"ok\n":
+                    send_event({"ev": "ready", "id": child_id, "pid": pid, "init": init})
                 else:
-                    ready[fd] = (pid, child_id, state)
-        while children:
+                    reason = message.decode(errors="replace").strip() or "the child died"
+                    send_event({"ev": "failed", "id": child_id, "reason": reason[:1000]})
+        while children or inits:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            child_id = children.pop(pid, None)
-            if child_id is None or pid in reported:
-                reported.discard(pid)
+            if pid in inits:
+                inits.pop(pid)
                 continue
-            if os.WIFSIGNALED(status):
-                send_event({"ev": "exit", "id": child_id, "signal": os.WTERMSIG(status)})
-            else:
-                send_event({"ev": "exit", "id": child_id, "code": os.WEXITSTATUS(status)})
+            child_id, init = children.pop(pid, (None, None))
+            if child_id is None:
+                continue
+            # The program is gone: its init goes too, and whatever it left behind with it.
+            try:
+                os.kill(init, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            send_event({"ev": "exit", "id": child_id, "code": code & 0xFF})
 
 
 if __name__ == "__main__":

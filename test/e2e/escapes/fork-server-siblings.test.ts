@@ -76,10 +76,29 @@ for path in ('/proc/1/mem', '/proc/1/fd'):
     except PermissionError:
         print(path, 'denied')
 print('same cgroup', open('/proc/1/cgroup').read() == open('/proc/self/cgroup').read())
+status = dict(line.split(':\t', 1) for line in open('/proc/1/status').read().splitlines() if ':\t' in line)
+print('init', status['Name'], status['CapEff'], status['CapPrm'], status['CapBnd'], status['NoNewPrivs'])
+for path in ('/proc/1/root/tmp', '/proc/1/cwd'):
+    try:
+        print(path, os.listdir(path))
+    except PermissionError:
+        print(path, 'denied')
 `,
     })
     expect(attack.status, attack.stderr).toBe('ok')
-    expect(attack.stdout).toBe('/proc/1/mem denied\n/proc/1/fd denied\nsame cgroup True\n')
+    expect(attack.stdout).toBe(
+      [
+        '/proc/1/mem denied',
+        '/proc/1/fd denied',
+        'same cgroup True',
+        // The init is hutch-init.c: no capability left, no new privileges, not dumpable (its
+        // root, where the fork server's socket is, cannot be followed).
+        'init hutch-sandbox-i 0000000000000000 0000000000000000 0000000000000000 1',
+        '/proc/1/root/tmp denied',
+        '/proc/1/cwd denied',
+        '',
+      ].join('\n'),
+    )
     const next = await sandbox.run({ language: 'python', code: 'print("still serving")' })
     expect(next.stdout).toBe('still serving\n')
   })

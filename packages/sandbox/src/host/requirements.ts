@@ -33,6 +33,12 @@ export const commandRequirements: readonly CommandRequirement[] = [
     debianPackage: 'python3',
     purpose: 'the python runtime and the seccomp filter generator',
   },
+  {
+    command: 'cc',
+    paths: ['/usr/bin/cc'],
+    debianPackage: 'gcc',
+    purpose: "builds the fast path's sandbox init (assets/hutch-init.c) once",
+  },
   { command: 'go', paths: ['/usr/bin/go'], debianPackage: 'golang-go', purpose: 'the go runtime' },
   {
     command: 'ffmpeg',

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import type { Socket } from 'node:net'
@@ -26,6 +25,7 @@ import { decodeExit, signalName } from '../process-exit.ts'
 import { RunSupervisor } from '../run-supervisor.ts'
 import type { ForkChild, ForkChildExit } from './fork-server.ts'
 import { ForkServer } from './fork-server.ts'
+import { buildSandboxInit } from './sandbox-init.ts'
 
 /** How the fork-server fast path is set up. */
 export interface ForkServerOptions {
@@ -272,7 +272,7 @@ export class ForkServerBackend {
       // The child's workdir lives in its own mount namespace; this descriptor keeps it reachable
       // (and alive) after the child is gone, for the output files.
       workdirFd = fs.openSync(
-        `/proc/${child.hostPids[0]}/root${sandboxWorkdir}`,
+        `/proc/${child.programHostPid}/root${sandboxWorkdir}`,
         fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
       )
       const uid = owner?.uid ?? process.getuid?.() ?? 0
@@ -318,6 +318,8 @@ export class ForkServerBackend {
   }
 
   #currentServer: ForkServer | undefined
+  /** The sandbox init, built once. */
+  #initPath: Promise<string> | undefined
 
   get #seccompPython(): string {
     return this.#options.seccompPythonPath ?? '/usr/bin/python3'
@@ -367,9 +369,13 @@ export class ForkServerBackend {
         pids: 1024,
         cpuQuotaCores: this.#config.cpuQuotaCores,
       })
-      const [none, loopback] = await Promise.all([
+      const [none, loopback, initPath] = await Promise.all([
         buildSeccompFilter({ network: 'none' }, { pythonPath: this.#seccompPython }),
         buildSeccompFilter({ network: 'loopback' }, { pythonPath: this.#seccompPython }),
+        (this.#initPath ??= buildSandboxInit(this.#config.stateDir).catch((error: unknown) => {
+          this.#initPath = undefined
+          throw error
+        })),
       ])
       const server = await ForkServer.start({
         id,
@@ -389,6 +395,7 @@ export class ForkServerBackend {
         env: this.#options.env,
         seccomp: { none, loopback },
         preload: this.#config.preload,
+        initPath,
         logger: this.#logger,
       })
       this.stats.started++

@@ -55,6 +55,8 @@ export interface ForkServerLaunch {
   seccomp: { none: Uint8Array; loopback: Uint8Array }
   /** Python modules imported once, before any fork. */
   preload: readonly string[]
+  /** The host path of the sandboxes' pid 1 program (`buildSandboxInit`). */
+  initPath: string
   logger: Logger
 }
 
@@ -79,6 +81,8 @@ export interface ForkChild {
   readonly id: string
   /** Its two processes' pids on the host: the sandbox's init, and the one that runs the program. */
   readonly hostPids: readonly number[]
+  /** The pid on the host of the process that runs the program (in the sandbox's mounts). */
+  readonly programHostPid: number
   readonly stdin: net.Socket
   readonly stdout: net.Socket
   readonly stderr: net.Socket
@@ -88,7 +92,9 @@ export interface ForkChild {
 
 interface PendingChild {
   id: string
+  /** The program's and the init's pids in the fork server's pid namespace. */
   nsPid?: number
+  initNsPid?: number
   streams: Partial<Record<'stdin' | 'stdout' | 'stderr', net.Socket>>
   resolveExit: (exit: ForkChildExit) => void
   exited: Promise<ForkChildExit>
@@ -152,8 +158,14 @@ export class ForkServer {
       ),
       preload: launch.preload,
       env: launch.env,
+      init: `${innerDir}/hutch-sandbox-init`,
     }
-    const files: { target: string; content: Uint8Array }[] = [
+    const files: { target: string; content: Uint8Array; mode?: string }[] = [
+      {
+        target: `${innerDir}/hutch-sandbox-init`,
+        content: await fsp.readFile(launch.initPath),
+        mode: '0555',
+      },
       { target: `${innerDir}/forkserver.py`, content: await fsp.readFile(forkServerScriptPath) },
       { target: `${innerDir}/config.json`, content: Buffer.from(JSON.stringify(config)) },
       { target: `${innerDir}/seccomp-none.bpf`, content: launch.seccomp.none },
@@ -191,7 +203,7 @@ export class ForkServer {
       innerSocketDir,
       ...files.flatMap((file, index) => [
         '--perms',
-        '0444',
+        file.mode ?? '0444',
         '--ro-bind-data',
         String(firstFileFd + index),
         file.target,
@@ -320,6 +332,7 @@ export class ForkServer {
     const { stdin, stdout, stderr } = pending.streams
     if (
       pending.nsPid === undefined ||
+      pending.initNsPid === undefined ||
       !stdin ||
       !stdout ||
       !stderr ||
@@ -327,14 +340,15 @@ export class ForkServer {
     ) {
       throw new SandboxError('backend_unavailable', 'a fork server child is incomplete')
     }
-    const hostPid = findChildHostPid(this.#hostPid, pending.nsPid)
-    const program = hostPid === undefined ? undefined : childPids(hostPid)
-    if (hostPid === undefined || program?.length !== 1) {
+    const programHostPid = findChildHostPid(this.#hostPid, pending.nsPid)
+    const initHostPid = findChildHostPid(this.#hostPid, pending.initNsPid)
+    if (programHostPid === undefined || initHostPid === undefined) {
       throw new SandboxError('backend_unavailable', 'a fork server child vanished')
     }
     return {
       id: pending.id,
-      hostPids: [hostPid, ...program],
+      hostPids: [initHostPid, programHostPid],
+      programHostPid,
       stdin,
       stdout,
       stderr,
@@ -418,6 +432,7 @@ export class ForkServer {
           ev?: unknown
           id?: unknown
           pid?: unknown
+          init?: unknown
           code?: unknown
           signal?: unknown
           reason?: unknown
@@ -439,8 +454,13 @@ export class ForkServer {
         }
         const pending = typeof event.id === 'string' ? this.#children.get(event.id) : undefined
         if (pending === undefined) return
-        if (event.ev === 'ready' && typeof event.pid === 'number') {
+        if (
+          event.ev === 'ready' &&
+          typeof event.pid === 'number' &&
+          typeof event.init === 'number'
+        ) {
           pending.nsPid = event.pid
+          pending.initNsPid = event.init
           pending.ready = true
           this.#maybeReady(pending)
         } else if (event.ev === 'failed') {

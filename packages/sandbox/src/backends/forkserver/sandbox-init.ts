@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process'
+import { createHash, randomUUID } from 'node:crypto'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { SandboxError } from '../../sandbox-error.ts'
+
+const execFileAsync = promisify(execFile)
+
+/** The source of every fast-path sandbox's pid 1 (see the file's own comment). */
+export const sandboxInitSourcePath: string = fileURLToPath(
+  new URL('../../../assets/hutch-init.c', import.meta.url),
+)
+
+/** The C compiler the init is built with (Debian's `gcc`; `hutch doctor` checks it). */
+export const defaultCompilerPath = '/usr/bin/cc'
+
+/**
+ * Builds the sandbox init once per source version into `<stateDir>/bin`, and returns its path.
+ * Statically linked where the C library allows it (no loader to run at each start), dynamically
+ * otherwise. Concurrent callers each build to a file of their own and rename it into place.
+ */
+export async function buildSandboxInit(
+  stateDir: string,
+  compilerPath: string = defaultCompilerPath,
+): Promise<string> {
+  const source = await fsp.readFile(sandboxInitSourcePath)
+  const version = createHash('sha256').update(source).digest('hex').slice(0, 16)
+  const binDir = path.join(stateDir, 'bin')
+  const target = path.join(binDir, `hutch-sandbox-init-${version}`)
+  try {
+    await fsp.access(target)
+    return target
+  } catch {
+    // Not built yet.
+  }
+  await fsp.mkdir(binDir, { recursive: true, mode: 0o755 })
+  const temporary = `${target}.${randomUUID()}`
+  const compile = (extra: string[]) =>
+    execFileAsync(
+      compilerPath,
+      ['-O2', '-Wall', ...extra, '-o', temporary, sandboxInitSourcePath],
+      { timeout: 60_000 },
+    )
+  try {
+    try {
+      await compile(['-static'])
+    } catch {
+      await compile([])
+    }
+    await fsp.chmod(temporary, 0o755)
+    await fsp.rename(temporary, target)
+  } catch (error) {
+    await fsp.rm(temporary, { force: true })
+    throw new SandboxError(
+      'backend_unavailable',
+      `cannot build the fast path's sandbox init with ${compilerPath}: ${String(error)}`,
+      {},
+      { cause: error },
+    )
+  }
+  return target
+}
