@@ -11,8 +11,9 @@
  * All servers are up at once; one path is measured at a time, the paths in turn for each workload,
  * so that drift in the machine's other work falls on all alike. It measures; it asserts nothing.
  *
- *   ./scripts/bench fast [runs]      (default 40: runs at c1, 5x at c4 and c16; heavy workloads half
- *                                    at c1 and 1x at c4 and c16)
+ *   ./scripts/bench fast [runs] [path] (default 40: runs at c1, 5x at c4 and c16; heavy workloads
+ *                                      half at c1 and 1x at c4 and c16; path: only the paths whose
+ *                                      label holds this text, as `hutch` or `fast path on`)
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -20,9 +21,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
-import { startTestServer, testServerPlacement, type TestServer } from '../test/support/server.ts'
+import { testServerPlacement } from '../test/support/server.ts'
 
 const runs = Number(process.argv[2] ?? 40)
+/** Only the paths whose label holds this text (`hutch`, `fast path on`...), when given. */
+const onlyPaths = process.argv[3]
 const root = path.resolve(import.meta.dirname, '..')
 const benchStartedAt = performance.now()
 const loadAverage = () =>
@@ -119,7 +122,7 @@ interface Figures {
   c4PerSecond: number
   c16PerSecond: number
   cpuMsPerRun: number
-  /** Of it, the bench's own process: the load generator, and hutch's server for hutch's paths. */
+  /** Of it, the bench's own process: the load generator (every server is a child process). */
   benchCpuMsPerRun: number
 }
 
@@ -230,8 +233,8 @@ function processTree(pid: number): number[] {
 const mb = (kb: number) => kb / 1024
 
 /** The pids of each `run-*` cgroup under a test server's cgroup parent (pids hierarchy). */
-function runCgroups(server: TestServer): { name: string; pids: number[] }[] {
-  const parent = path.join('/sys/fs/cgroup/pids', testServerPlacement(server.dataDir).cgroupParent)
+function runCgroups(dataDir: string): { name: string; pids: number[] }[] {
+  const parent = path.join('/sys/fs/cgroup/pids', testServerPlacement(dataDir).cgroupParent)
   if (!fs.existsSync(parent)) return []
   return fs
     .readdirSync(parent)
@@ -253,8 +256,25 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const requestTimeoutMs = 180_000
 
 function hutchPath(label: string, fastPath: boolean): BenchPath {
-  let server: TestServer | undefined
+  const server = childServer(
+    process.execPath,
+    ['--conditions=hutch-source', 'bench/baselines/hutch-server.ts'],
+    {
+      HUTCH_FAST_PATH: String(fastPath),
+      HUTCH_POOL_MIN_WARM: '4',
+      HUTCH_POOL_MAX_WARM: '16',
+      HUTCH_MAX_CONCURRENT_RUNS: '16',
+      HUTCH_RATE_LIMIT_PER_MINUTE: '0',
+      HUTCH_MAX_QUEUE_DEPTH: '256',
+    },
+  )
   let timings: Timings[] = []
+  const warmUp = () =>
+    fetch(`${server.url()}/v1/pool/warm-up`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    })
   return {
     label,
     takeTimings() {
@@ -263,21 +283,12 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       return taken
     },
     async start() {
-      server = await startTestServer({
-        env: {
-          HUTCH_FAST_PATH: String(fastPath),
-          HUTCH_POOL_MIN_WARM: '4',
-          HUTCH_POOL_MAX_WARM: '16',
-          HUTCH_MAX_CONCURRENT_RUNS: '16',
-          HUTCH_RATE_LIMIT_PER_MINUTE: '0',
-          HUTCH_MAX_QUEUE_DEPTH: '256',
-        },
-      })
-      await server.request('POST', '/v1/pool/warm-up', { body: {} })
+      await server.start()
+      await warmUp()
     },
     async execute(workload) {
       const t0 = performance.now()
-      const response = await fetch(`${server?.url}/v1/execute`, {
+      const response = await fetch(`${server.url()}/v1/execute`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         signal: AbortSignal.timeout(requestTimeoutMs),
@@ -303,11 +314,10 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       }
     },
     async memory() {
-      if (server === undefined) throw new Error('not started')
       // Idle: the pool topped up and nothing running.
-      await server.request('POST', '/v1/pool/warm-up', { body: {} })
+      await warmUp()
       await sleep(2000)
-      const cgroups = runCgroups(server)
+      const cgroups = runCgroups(server.dataDir())
       const sandboxes = cgroups.filter(({ name }) => !name.startsWith('run-forkserver-'))
       const forkServerPids = new Set(
         cgroups
@@ -345,25 +355,32 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
         sandboxes: slots.length,
         helpersMb: fastPath ? mb(sum([...forkServerPids], pssKb)) : 0,
         helpersNote: fastPath
-          ? `${forkServers} fork servers (in-process Node server not counted)`
-          : 'none (in-process Node server not counted)',
+          ? `${forkServers} fork servers (the Node server not counted)`
+          : 'none (the Node server not counted)',
       }
     },
-    async stop() {
-      await server?.stop()
-      server = undefined
-    },
+    stop: () => server.stop(),
   }
 }
 
-/** A baseline server started as a child process that prints its port on its first line. */
+/**
+ * A server started as a child process that prints its port on its first line (hutch's: its port
+ * and data directory).
+ */
 function childServer(
   command: string,
   args: string[],
   env: Record<string, string>,
-): { start(): Promise<void>; url(): string; pid(): number; stop(): Promise<void> } {
+): {
+  start(): Promise<void>
+  url(): string
+  dataDir(): string
+  pid(): number
+  stop(): Promise<void>
+} {
   let child: ChildProcess | undefined
   let port = ''
+  let dataDir = ''
   return {
     async start() {
       const started = spawn(command, args, {
@@ -373,13 +390,15 @@ function childServer(
       })
       child = started
       const lines = readline.createInterface({ input: started.stdout })
-      port = await new Promise<string>((resolve, reject) => {
+      const first = await new Promise<string>((resolve, reject) => {
         started.once('error', reject)
         started.once('exit', (code) => reject(new Error(`${command} exited with ${code}`)))
         lines.once('line', resolve)
       })
+      ;[port = '', dataDir = ''] = first.split(' ')
     },
     url: () => `http://127.0.0.1:${port}`,
+    dataDir: () => dataDir,
     pid: () => child?.pid ?? 0,
     async stop() {
       const running = child
@@ -387,7 +406,7 @@ function childServer(
       if (running === undefined || running.exitCode !== null) return
       const exited = new Promise((resolve) => running.once('exit', resolve))
       running.kill('SIGTERM')
-      await Promise.race([exited, sleep(5000)])
+      await Promise.race([exited, sleep(15_000)])
       if (running.exitCode === null) running.kill('SIGKILL')
     },
   }
@@ -481,7 +500,7 @@ const paths: BenchPath[] = [
   spawnPath('bubblewrap per request, cold interpreter', 'bwrap', mplConfigDir),
   nvidiaPath('NVIDIA toolkit style: fork a multiprocessing.Process', mplConfigDir),
   spawnPath('gVisor `runsc do` per request', 'runsc', mplConfigDir),
-]
+].filter((benchPath) => onlyPaths === undefined || benchPath.label.includes(onlyPaths))
 
 const figures = new Map<string, Map<string, Figures | string>>()
 const breakdowns = new Map<string, Map<string, Timings[]>>()
@@ -683,10 +702,10 @@ const heavyRuns = Math.max(2, Math.ceil(runs / 2))
 const report = [
   '## Fast path side by side',
   '',
-  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback; all servers up at once, one measured at a time, the paths taken in turn for each workload (hutch in the bench's own process, the baselines as child processes).`,
+  `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback; all servers up at once, one measured at a time, the paths taken in turn for each workload (each server, hutch's too, a child process of the bench).`,
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
-  `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client and, for hutch, hutch's whole server (it runs in the bench's process).`,
+  `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client.`,
   "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up, with the sandbox's pid-namespace init (also where it sits in its fork server's cgroup, as before ad4dce8) (the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
