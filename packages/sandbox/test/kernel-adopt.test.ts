@@ -80,4 +80,32 @@ describe('kernel preload and adopt', () => {
     await fresh.adopt({ limits: box.resolveLimits({ wallTimeMs: 1000 }) })
     expect(fresh.limits.wallTimeMs).toBe(1000)
   })
+
+  it('reports adopted files as inputs, not as outputs of the first cell', async () => {
+    const kernel = await open({ language: 'python' })
+    await kernel.adopt({ files: [{ path: 'given.txt', content: 'in' }] })
+    const first = await kernel.execute("print(open('given.txt').read())")
+    expect(first.stdout).toBe('in\n')
+    expect(first.outputFiles).toEqual([])
+  })
+
+  it('reports a file written between cells by the next cell', async () => {
+    const kernel = await open({ language: 'python' })
+    const first = await kernel.execute(
+      "import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 1; echo late > late.txt'])",
+    )
+    expect(first.outputFiles).toEqual([])
+    // Reported once, by the cell during or after which it appeared: not lost between cells.
+    const reported: string[] = []
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      const seen = await kernel.execute("import os\nprint(os.path.exists('late.txt'))")
+      reported.push(...seen.outputFiles.map((file) => file.path))
+      if (seen.stdout === 'True\n') break
+      if (Date.now() > deadline) throw new Error('late.txt never appeared')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    reported.push(...(await kernel.execute('pass')).outputFiles.map((file) => file.path))
+    expect(reported).toEqual(['late.txt'])
+  })
 })

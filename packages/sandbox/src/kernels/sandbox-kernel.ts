@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { MimeBundle, RunError, RunStatus } from '@hutch/protocol'
 import type { Slot, SlotProcess } from '../backends/backend.ts'
 import { parsePythonError } from '../errors/python-traceback.ts'
-import type { OutputCaps, OutputSink } from '../files/output-files.ts'
+import type { OutputCaps, OutputSink, TreeSnapshot } from '../files/output-files.ts'
 import { collectOutputFiles, snapshotTree } from '../files/output-files.ts'
 import type { Logger } from '../logger.ts'
 import type { Limits } from '../policy/limits.ts'
@@ -116,6 +116,11 @@ export class SandboxKernel implements Kernel {
   #queue: Promise<unknown> = Promise.resolve()
   #oomKills = 0
   #closing: Promise<void> | undefined
+  /**
+   * The workdir's snapshot for the next cell, taken as soon as the previous cell's files were
+   * collected, so that the walk is not on the path of the next cell.
+   */
+  #nextSnapshot: Promise<TreeSnapshot> | undefined
 
   private constructor(setup: KernelSetup) {
     const slot = setup.slot
@@ -200,6 +205,7 @@ export class SandboxKernel implements Kernel {
       }
       // Used from here on, even when a step below fails: the caller closes it then.
       this.#fresh = false
+      this.#nextSnapshot = undefined
       if (this.#state === 'frozen') await this.thaw()
       if (limits !== undefined) {
         this.#limits = Object.freeze({ ...limits })
@@ -567,13 +573,7 @@ export class SandboxKernel implements Kernel {
     const budget = new OutputBudget(limits.outputBytes)
     const stdout = new BoundedOutput(budget)
     const stderr = new BoundedOutput(budget)
-    const [before, cpuBeforeMs] = await Promise.all([
-      // Sizes and mtimes only, no hashes: a session's workdir holds its data (a CSV of hundreds
-      // of MB), hashed twice per cell otherwise. A file rewritten at the same size whose mtime
-      // the cell set back is missed: only the cell's own output can hide that way.
-      snapshotTree(this.#slot.workdir, { ...this.#setup.outputCaps, maxTotalBytes: 0 }),
-      this.#slot.cpuUsageMs(),
-    ])
+    const [before, cpuBeforeMs] = await Promise.all([this.#takeSnapshot(), this.#slot.cpuUsageMs()])
     const startedMs = performance.now()
 
     let finish!: (fields: Record<string, unknown>) => void
@@ -661,6 +661,9 @@ export class SandboxKernel implements Kernel {
         ...(options.onOutputFile === undefined ? {} : { sink: options.onOutputFile }),
       }),
     ])
+    // What the next cell starts from: what this one left. Whatever changes from here on (a
+    // process the cell left running) is the next cell's.
+    if (this.#state !== 'closed') this.#prefetchSnapshot()
     let status: RunStatus
     let error: RunError | undefined
     let executionCount: number
@@ -717,6 +720,36 @@ export class SandboxKernel implements Kernel {
       ...(restarted === undefined ? {} : { restarted }),
       ...(reason === undefined ? {} : { reason }),
     }
+  }
+
+  /**
+   * The workdir's sizes and mtimes, no hashes: a session's workdir holds its data (a CSV of
+   * hundreds of MB), hashed twice per cell otherwise. A file rewritten at the same size whose
+   * mtime the cell set back is missed: only the cell's own output can hide that way.
+   */
+  #snapshotWorkdir(): Promise<TreeSnapshot> {
+    return snapshotTree(this.#slot.workdir, { ...this.#setup.outputCaps, maxTotalBytes: 0 })
+  }
+
+  #prefetchSnapshot(): void {
+    const snapshot = this.#snapshotWorkdir()
+    // A failed prefetch is taken again, and fails (or not) on the cell's own path.
+    snapshot.catch(() => {})
+    this.#nextSnapshot = snapshot
+  }
+
+  /** The prefetched snapshot, or a fresh one. */
+  async #takeSnapshot(): Promise<TreeSnapshot> {
+    const prefetched = this.#nextSnapshot
+    this.#nextSnapshot = undefined
+    if (prefetched !== undefined) {
+      try {
+        return await prefetched
+      } catch {
+        // Taken again below.
+      }
+    }
+    return await this.#snapshotWorkdir()
   }
 
   #error(value: unknown, code: string): RunError | undefined {
