@@ -121,6 +121,8 @@ interface Live {
   timer: NodeJS.Timeout | undefined
   /** The record of the last cell being written. */
   persisting: Promise<void>
+  /** A cell's record waits to be written: later cells join it. */
+  recordPending: boolean
   /** What a COLD restore brought back, reported by the cell that caused it. */
   restored: { names: string[]; lost: LostName[] } | undefined
 }
@@ -330,15 +332,7 @@ export class SessionService {
         }
         const executionCount = live.record.executionCount + 1
         live.record = { ...live.record, executionCount, lastActiveAt: new Date().toISOString() }
-        // Recorded behind the answer, in order; every transition waits for it first.
-        live.persisting = live.persisting
-          .then(() => this.#repository.touch(id, executionCount))
-          .then(
-            () => undefined,
-            (error: unknown) => {
-              this.#logger.warn({ err: error, sessionId: id }, 'could not record a cell')
-            },
-          )
+        this.#recordCell(live)
         const restored = live.restored ?? null
         live.restored = undefined
         return this.#responseOf(namespace, cell, {
@@ -613,6 +607,29 @@ export class SessionService {
     })
   }
 
+  /**
+   * Records the session's execution count and activity behind the answer (after the response
+   * is written: SQLite writes block the event loop), in order: every transition and read waits
+   * for it first. Cells that end before the write begins share it: it records the latest.
+   */
+  #recordCell(live: Live): void {
+    if (live.recordPending) return
+    live.recordPending = true
+    live.persisting = live.persisting
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => {
+        live.recordPending = false
+        return this.#repository.touch(live.id, live.record.executionCount)
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          live.recordPending = false
+          this.#logger.warn({ err: error, sessionId: live.id }, 'could not record a cell')
+        },
+      )
+  }
+
   /** Records a transition, after the cell records before it. */
   async #move(
     live: Live,
@@ -727,6 +744,7 @@ export class SessionService {
       lastActiveMs: Date.now(),
       timer: undefined,
       persisting: Promise.resolve(),
+      recordPending: false,
       restored: undefined,
     }
     this.#live.set(record.id, live)
