@@ -173,5 +173,9 @@ describe('SessionService', () => {
     )
     expect(results.map((result) => result.executionCount)).toEqual([2, 3, 4, 5, 6])
     expect(results.at(-1)?.stdout).toBe('[0, 1, 2, 3, 4]\n')
+    // Cells that ended together share one record write: the latest count is what is read back,
+    // here and by a new service from the database.
+    expect((await service.get(alice, session.id)).executionCount).toBe(6)
+    expect((await new SessionRepository(database).get(alice, session.id))?.executionCount).toBe(6)
   })
 })
