@@ -24,6 +24,7 @@ program's stdin.
 
 import ctypes
 import errno
+import io
 import json
 import os
 import select
@@ -301,12 +302,9 @@ def reseed():
         numpy_random.seed()
 
 
-def run_python(request):
-    import atexit
+def python_streams():
+    """sys.stdin, stdout and stderr on fds 0-2, as `python3 -u` has them."""
     import io
-    import runpy
-    import threading
-    import traceback
 
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
@@ -314,6 +312,39 @@ def run_python(request):
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
     )
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+
+
+def run_script(script):
+    """Runs a script file as `python3 script` does (the module runpy.run_path makes for a file),
+    without runpy's importer lookups: in a forked child they cost milliseconds of first-touched
+    pages. Anything but a regular file (a directory, a zip archive) goes through runpy."""
+    import importlib.machinery
+    import runpy
+    import stat
+    import types
+
+    if not stat.S_ISREG(os.stat(script).st_mode):
+        runpy.run_path(script, run_name="__main__")
+        return
+    with io.open_code(script) as file:
+        source = file.read()
+    if source[:2] == b"PK":
+        runpy.run_path(script, run_name="__main__")
+        return
+    code = compile(source, script, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__file__ = script
+    main.__cached__ = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", script)
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
+
+
+def run_python(request):
+    import atexit
+    import threading
+    import traceback
+
     script = request["argv"][0]
     sys.argv = list(request["argv"])
     # As `ps` would show `python3 -u script args` on the slow path.
@@ -321,7 +352,7 @@ def run_python(request):
     sys.path[0] = os.path.dirname(script)
     code = 0
     try:
-        runpy.run_path(script, run_name="__main__")
+        run_script(script)
     except SystemExit as stop:
         if stop.code is None:
             code = 0
@@ -371,12 +402,13 @@ def child_main(spec, ready_fd):
     reaps orphans; the fork server, this process's parent, reports how it ended."""
     try:
         streams = become_sandbox(spec)
+        prepare_program(streams)
     except BaseException as error:  # noqa: BLE001
         os.write(ready_fd, ("failed: " + str(error)).encode()[:1000])
         os._exit(125)
     os.write(ready_fd, b"ok\n")
     os.close(ready_fd)
-    run_program(streams)
+    run_program(streams["stdin"])
 
 
 def set_title(title):
@@ -390,17 +422,26 @@ def set_title(title):
     ctypes.memmove(start, title, len(title))
 
 
-def run_program(streams):
-    try:
-        request = receive_request(streams["stdin"])
-    except BaseException:  # noqa: BLE001 - released unused, or the server went away
-        os._exit(125)
+def prepare_program(streams):
+    """All the program's process can do before it knows its request, so that the request only
+    waits for what depends on it: its streams on fds 0-2, its workdir, its own random generators
+    (the pages they touch are copied now, not while the program runs) and Python's streams."""
     for number, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
         os.dup2(streams[name].fileno(), number, inheritable=True)
         # dup2 onto its own number changes nothing: a socket already at 0-2 keeps O_CLOEXEC.
         os.set_inheritable(number, True)
-    os.closerange(3, 65536)
     os.chdir(WORKDIR)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    reseed()
+    python_streams()
+
+
+def run_program(request_socket):
+    try:
+        request = receive_request(request_socket)
+    except BaseException:  # noqa: BLE001 - released unused, or the server went away
+        os._exit(125)
+    os.closerange(3, 65536)
     import resource
 
     cpu_seconds = request.get("cpuSeconds")
@@ -408,13 +449,11 @@ def run_program(streams):
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
     os.environ.clear()
     os.environ.update(request["env"])
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if request["mode"] == "exec":
         # Python ignores these; a program it execs would inherit that.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     if request["mode"] == "python":
-        reseed()
         run_python(request)
     try:
         os.execve(request["argv"][0], request["argv"], request["env"])
@@ -430,7 +469,7 @@ def run_program(streams):
 def preload():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # What every child uses to run a script, imported once here rather than in each child.
-    import atexit, io, pkgutil, random, resource, runpy, threading, traceback  # noqa: F401, E401
+    import atexit, importlib.machinery, pkgutil, random, resource, runpy, stat, threading, traceback, types  # noqa: F401, E401, E501
     for name in CONFIG.get("preload", []):
         try:
             __import__(name)
@@ -440,10 +479,34 @@ def preload():
         import matplotlib.font_manager
 
         matplotlib.font_manager.fontManager.findfont("DejaVu Sans")
+    warm_up()
     import gc
 
     gc.collect()
     gc.freeze()
+
+
+def warm_up():
+    """Runs a child's Python path once on a fixed script of ours (never user code), so that what
+    it fills on first use (the importer, codec and line caches, traceback's) is filled here once
+    and shared by every child rather than copied into each."""
+    import traceback
+
+    path = "/tmp/.hutch-warm-up.py"
+    with open(path, "w") as file:
+        file.write("import sys\nprint('warm', file=sys.stdout)\n")
+    saved = sys.modules["__main__"], sys.stdout, sys.stderr
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stdout = sys.stderr = null
+            run_script(path)
+            try:
+                raise ValueError("warm")
+            except ValueError as error:
+                traceback.format_exception(type(error), error, error.__traceback__)
+    finally:
+        sys.modules["__main__"], sys.stdout, sys.stderr = saved
+        os.unlink(path)
 
 
 INIT_FILE_ACTIONS = [

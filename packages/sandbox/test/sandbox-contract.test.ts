@@ -61,6 +61,40 @@ describe.each(testBackends)('sandbox contract: %s', (backend) => {
       expect(named.stdout).toBe('/work/tools/job.sh\n')
     })
 
+    it('runs a python script as `python3 script` does: __main__, pickling, source, tracebacks', async () => {
+      const result = await (
+        await sandbox()
+      ).run({
+        language: 'python',
+        path: 'pkg/job.py',
+        files: [{ path: 'pkg/helper.py', content: 'VALUE = 7\n' }],
+        code: [
+          'import inspect, pickle, sys',
+          'import helper',
+          'class Point:',
+          '    def __init__(self, x): self.x = x',
+          'def shown(): return 1',
+          'print(__name__, __package__, __spec__, sys.modules["__main__"].__file__)',
+          'print(sys.argv, sys.path[0], helper.VALUE)',
+          'print(pickle.loads(pickle.dumps(Point(3))).x, inspect.getsource(shown).strip())',
+          'if __name__ == "__main__":',
+          '    raise ValueError("boom")',
+        ].join('\n'),
+      })
+      expect(result.stdout).toBe(
+        [
+          '__main__ None None /work/pkg/job.py',
+          "['/work/pkg/job.py'] /work/pkg 7",
+          '3 def shown(): return 1',
+          '',
+        ].join('\n'),
+      )
+      expect(result.exitCode).toBe(1)
+      expect(result.stderr).toContain('File "/work/pkg/job.py", line 10, in <module>')
+      expect(result.stderr).toContain('raise ValueError("boom")')
+      expect(result.stderr).toMatch(/ValueError: boom\n$/)
+    })
+
     it('runs a program given among the files, with no code', async () => {
       const result = await (
         await sandbox()
