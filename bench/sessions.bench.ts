@@ -3,6 +3,9 @@
  * the same cell on a WARM (frozen) session, and on a COLD session holding a 10k-row DataFrame
  * (restored from storage). The baseline is a trivial cell through the library's kernel
  * in-process (no HTTP, no records). `thaw/restore` is the server's own `timings.syncInMs`.
+ * Creation and COLD restore are measured twice: taking a standby kernel (each sample waits,
+ * untimed, for the standby to be ready again), and on a second server without a standby
+ * (`HUTCH_SESSION_STANDBY_KERNELS=0`), where each starts a kernel and re-runs the imports.
  *
  *   ./scripts/bench sessions [runs]
  */
@@ -117,9 +120,59 @@ row(
   '-',
 )
 
-const hutch = await startTestServer({
-  env: { HUTCH_RATE_LIMIT_PER_MINUTE: '0', HUTCH_POOL_MIN_WARM: '0', HUTCH_POOL_MAX_WARM: '0' },
-})
+const serverEnv = {
+  HUTCH_RATE_LIMIT_PER_MINUTE: '0',
+  HUTCH_POOL_MIN_WARM: '0',
+  HUTCH_POOL_MAX_WARM: '0',
+}
+
+/** Waits until the server's standby has a kernel ready and none starting. */
+async function standbyReady(hutch: TestServer): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const { standby } = hutch.server.sessions.stats()
+    if (standby.ready > 0 && standby.starting === 0) return
+    if (Date.now() > deadline)
+      throw new Error(`the standby never refilled: ${JSON.stringify(standby)}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** Creation and COLD restore latencies; `before` runs (untimed) before each sample. */
+async function createAndRestore(
+  hutch: TestServer,
+  label: string,
+  before: () => Promise<void>,
+): Promise<void> {
+  const creates: number[] = []
+  for (let index = 0; index < coldRuns; index += 1) {
+    await before()
+    const started = performance.now()
+    const id = await createSession(hutch, {})
+    creates.push(performance.now() - started)
+    await hutch.request('DELETE', `/v1/sessions/${id}`)
+  }
+  row(`create: POST /v1/sessions, ${label}`, coldRuns, { samples: creates, syncIn: [] }, '-')
+
+  const cold = await createSession(hutch, { warmAfterMs: 20, coldAfterMs: 100 })
+  await cell(
+    hutch,
+    cold,
+    'import pandas as pd\ndf = pd.DataFrame({"n": range(10_000), "s": [str(i) for i in range(10_000)]})',
+  )
+  row(
+    `COLD: trivial cell restoring a 10k-row DataFrame, ${label}`,
+    coldRuns,
+    await measure(hutch, cold, coldRuns, async () => {
+      await waitForState(hutch, cold, 'cold')
+      await before()
+    }),
+    '<= 500 ms',
+  )
+  await hutch.request('DELETE', `/v1/sessions/${cold}`)
+}
+
+const hutch = await startTestServer({ env: serverEnv })
 try {
   const hot = await createSession(hutch, { warmAfterMs: 600_000, coldAfterMs: 600_000 })
   await cell(hutch, hot, 'x = 1')
@@ -139,34 +192,18 @@ try {
     '<= 10 ms',
   )
 
-  const creates: number[] = []
-  for (let index = 0; index < coldRuns; index += 1) {
-    const started = performance.now()
-    const id = await createSession(hutch, {})
-    creates.push(performance.now() - started)
-    await hutch.request('DELETE', `/v1/sessions/${id}`)
-  }
-  row(
-    'create: POST /v1/sessions, a fresh kernel (reference)',
-    coldRuns,
-    { samples: creates, syncIn: [] },
-    '-',
-  )
-
-  const cold = await createSession(hutch, { warmAfterMs: 20, coldAfterMs: 100 })
-  await cell(
-    hutch,
-    cold,
-    'import pandas as pd\ndf = pd.DataFrame({"n": range(10_000), "s": [str(i) for i in range(10_000)]})',
-  )
-  row(
-    'COLD: trivial cell restoring a 10k-row DataFrame',
-    coldRuns,
-    await measure(hutch, cold, coldRuns, () => waitForState(hutch, cold, 'cold')),
-    '<= 500 ms',
-  )
+  await createAndRestore(hutch, 'taking a standby kernel', () => standbyReady(hutch))
 } finally {
   await hutch.stop()
+}
+
+const bare = await startTestServer({
+  env: { ...serverEnv, HUTCH_SESSION_STANDBY_KERNELS: '0' },
+})
+try {
+  await createAndRestore(bare, 'no standby: a fresh kernel', async () => {})
+} finally {
+  await bare.stop()
 }
 
 const table = [
