@@ -1,3 +1,5 @@
+import path from 'node:path'
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TestServer } from '../../support/server.ts'
 import { startTestServer } from '../../support/server.ts'
@@ -59,6 +61,49 @@ describe('native API /v1', () => {
     expect(record.json).toMatchObject({ id, status: 'ok', stdout: "in ['a']\n" })
     const list = await hutch.request('GET', '/v1/executions?limit=5', { headers: bob })
     expect((list.json as { items: { id: string }[] }).items[0]?.id).toBe(id)
+  })
+
+  it('records every phase in order: a long one while it lasts, a short one with the end', async () => {
+    const started = hutch.request('POST', '/v1/execute', {
+      headers: bob,
+      body: { language: 'python', code: 'import time\ntime.sleep(1.5)\nprint("slept")' },
+    })
+    // The run is in its `running` phase long enough for the record to say so before it ends.
+    let seen: unknown
+    const deadline = Date.now() + 20_000
+    while (seen !== 'running' && Date.now() < deadline) {
+      const listed = await hutch.request('GET', '/v1/executions?limit=5', { headers: bob })
+      const items = (listed.json as { items: { status: string; stdout: string }[] }).items
+      seen = items.find((item) => item.status === 'running')?.status
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    expect(seen).toBe('running')
+    const slow = await started
+    expect(slow.json).toMatchObject({ status: 'ok', stdout: 'slept\n' })
+    const quick = await hutch.request('POST', '/v1/execute', {
+      headers: bob,
+      body: { language: 'python', code: 'print(1)' },
+    })
+    const database = new Database(path.join(hutch.dataDir, 'hutch.db'), { readonly: true })
+    try {
+      for (const id of [(slow.json as { id: string }).id, (quick.json as { id: string }).id]) {
+        const row = database
+          .prepare('select status_history from executions where id = ?')
+          .get(id) as { status_history: string }
+        const history = JSON.parse(row.status_history) as { status: string; at: string }[]
+        expect(history.map((entry) => entry.status)).toEqual([
+          'pending',
+          'syncing_in',
+          'running',
+          'syncing_out',
+          'ok',
+        ])
+        const times = history.map((entry) => Date.parse(entry.at))
+        expect([...times].sort((a, b) => a - b)).toEqual(times)
+      }
+    } finally {
+      database.close()
+    }
   })
 
   it('streams server-sent events: start, stdout, stderr, result, end', async () => {

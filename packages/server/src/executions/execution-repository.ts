@@ -26,6 +26,9 @@ const executionStatuses: readonly ExecutionStatus[] = [
 ]
 
 /** How long each phase of an execution took. */
+/** The phases of a run between its queueing and its end. */
+export type RunPhaseStatus = 'syncing_in' | 'running' | 'syncing_out'
+
 export interface ExecutionTimings {
   queueMs: number
   syncInMs: number
@@ -172,12 +175,26 @@ export class ExecutionRepository {
    * Moves an unfinished execution to its next phase and appends it to the history. Refuses (an
    * `internal` AppError) an unknown or finished execution.
    */
-  async transition(id: string, status: 'syncing_in' | 'running' | 'syncing_out'): Promise<void> {
+  async transition(id: string, status: RunPhaseStatus): Promise<void> {
+    await this.recordPhases(id, [{ status, at: this.#now() }])
+  }
+
+  /**
+   * Appends phases, each with the time it began, to an unfinished execution's history in one
+   * write; its status becomes the last. Refuses (an `internal` AppError) an unknown or finished
+   * execution.
+   */
+  async recordPhases(
+    id: string,
+    phases: readonly { status: RunPhaseStatus; at: string }[],
+  ): Promise<void> {
+    const last = phases.at(-1)
+    if (last === undefined) return
     await this.#db.kysely.transaction().execute(async (trx) => {
-      const history = await this.#lockUnfinished(trx, id, status)
+      const history = await this.#lockUnfinished(trx, id, last.status)
       await trx
         .updateTable('executions')
-        .set({ status, status_history: JSON.stringify([...history, { status, at: this.#now() }]) })
+        .set({ status: last.status, status_history: JSON.stringify([...history, ...phases]) })
         .where('id', '=', id)
         .where('finished_at', 'is', null)
         .execute()

@@ -11,6 +11,7 @@ import type {
   ExecutionOutcome,
   ExecutionRecord,
   ExecutionRepository,
+  RunPhaseStatus,
 } from './execution-repository.ts'
 import type { RunQueue } from './run-queue.ts'
 
@@ -226,9 +227,7 @@ export class ExecutionService {
     const signal =
       hooks.signal === undefined ? stopper.signal : AbortSignal.any([stopper.signal, hooks.signal])
     let outcome: RunResult | undefined
-    let phases = Promise.resolve()
-    // Phases the database did not take join the history when the record is finished.
-    const unrecordedPhases: ExecutionRecord['statusHistory'] = []
+    const phases = new PhaseRecorder(record.id, this.#repository, this.#logger)
     try {
       outcome = await this.#queue.run(async () => {
         const lease = usePool
@@ -242,27 +241,7 @@ export class ExecutionService {
               ...(hooks.onStdout === undefined ? {} : { onStdout: hooks.onStdout }),
               ...(hooks.onStderr === undefined ? {} : { onStderr: hooks.onStderr }),
               signal,
-              onPhase: (phase) => {
-                const entry = { status: phase, at: new Date().toISOString() }
-                // Phases are recorded in order, and all of them before the record is finished.
-                // Once one fails, the rest wait for the finish too: each would wait out the
-                // database's timeout again, and the answer with it.
-                phases = phases.then(async () => {
-                  if (unrecordedPhases.length > 0) {
-                    unrecordedPhases.push(entry)
-                    return
-                  }
-                  try {
-                    await this.#repository.transition(record.id, phase)
-                  } catch (error) {
-                    unrecordedPhases.push(entry)
-                    this.#logger.warn(
-                      { err: error, executionId: record.id },
-                      'could not record a phase',
-                    )
-                  }
-                })
-              },
+              onPhase: (phase) => phases.enter(phase),
               onOutputFile: async (file) => {
                 await this.#storage.put(namespace, file.path, file.content, {
                   maxBytes: this.#options.maxOutputFileBytes,
@@ -277,7 +256,7 @@ export class ExecutionService {
       })
     } catch (error) {
       const appError = toAppError(error)
-      await phases
+      const unrecordedPhases = await phases.stop()
       this.#observer?.executionFinished(language, 'failed', performance.now() - started)
       await this.#finish(record.id, {
         ...failedOutcome(appError.message),
@@ -293,7 +272,7 @@ export class ExecutionService {
     } finally {
       this.#running.delete(stopper)
     }
-    await phases
+    const unrecordedPhases = await phases.stop()
     this.#observer?.executionFinished(outcome.language, outcome.status, performance.now() - started)
     const finished = await this.#finish(record.id, {
       status: outcome.status,
@@ -548,5 +527,66 @@ function failedOutcome(reason: string): ExecutionOutcome {
     outputFiles: [],
     usage: null,
     timings: null,
+  }
+}
+
+/**
+ * How long a run stays in a phase before the phase is written to its record. A run that is past
+ * its phases sooner (most runs: a trivial one takes milliseconds) writes them all with its end,
+ * each with the time it began, rather than one database write per phase.
+ */
+export const phaseRecordDelayMs = 25
+
+/**
+ * Records a run's phases (syncing in, running, syncing out) in order: those the run is still in
+ * after `phaseRecordDelayMs` in one write then, the rest with the record's end. Once a write
+ * fails, the rest wait for the end too: each would wait out the database's timeout again, and the
+ * answer with it.
+ */
+class PhaseRecorder {
+  readonly #executionId: string
+  readonly #repository: ExecutionRepository
+  readonly #logger: Logger
+  readonly #pending: { status: RunPhaseStatus; at: string }[] = []
+  #writing: Promise<void> = Promise.resolve()
+  #timer: NodeJS.Timeout | undefined
+  #failed = false
+  #stopped = false
+
+  constructor(executionId: string, repository: ExecutionRepository, logger: Logger) {
+    this.#executionId = executionId
+    this.#repository = repository
+    this.#logger = logger
+  }
+
+  enter(status: RunPhaseStatus): void {
+    if (this.#stopped) return
+    this.#pending.push({ status, at: new Date().toISOString() })
+    if (this.#failed || this.#timer !== undefined) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#writing = this.#writing.then(() => this.#write())
+    }, phaseRecordDelayMs)
+  }
+
+  /** Stops recording; returns the phases not written, for the record's end. */
+  async stop(): Promise<{ status: RunPhaseStatus; at: string }[]> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#writing
+    return this.#pending.splice(0)
+  }
+
+  async #write(): Promise<void> {
+    if (this.#failed || this.#stopped || this.#pending.length === 0) return
+    const phases = [...this.#pending]
+    try {
+      await this.#repository.recordPhases(this.#executionId, phases)
+      this.#pending.splice(0, phases.length)
+    } catch (error) {
+      this.#failed = true
+      this.#logger.warn({ err: error, executionId: this.#executionId }, 'could not record a phase')
+    }
   }
 }
