@@ -110,9 +110,13 @@ export class V1RunCgroup implements RunCgroup {
     }
   }
 
+  /**
+   * The run's processes, from the freezer hierarchy alone: `addProcess` moves a process there
+   * first, and a child starts in its parent's cgroups, so no process of the run is in another
+   * hierarchy's directory and not in this one.
+   */
   async pids(): Promise<number[]> {
-    const lists = await Promise.all(this.directories.map((dir) => readCgroupPids(dir)))
-    return [...new Set(lists.flat())].sort((a, b) => a - b)
+    return (await readCgroupPids(this.#dirs.freezer)).sort((a, b) => a - b)
   }
 
   async stats(): Promise<CgroupStats> {
