@@ -1,4 +1,4 @@
-import { constants, type Dirent, type Stats } from 'node:fs'
+import fs, { constants, type Dirent, type Stats } from 'node:fs'
 import { open, opendir, stat, type FileHandle } from 'node:fs/promises'
 import { SandboxError } from '../sandbox-error.ts'
 
@@ -18,13 +18,13 @@ export const readFileFlags =
 export const createFileFlags =
   constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 
-/** The path through which the open descriptor itself is reached. */
-export function descriptorPath(handle: FileHandle): string {
-  return `/proc/self/fd/${handle.fd}`
+/** The path through which the open descriptor (a handle, or a plain fd) itself is reached. */
+export function descriptorPath(handle: FileHandle | number): string {
+  return `/proc/self/fd/${typeof handle === 'number' ? handle : handle.fd}`
 }
 
 /** The path equivalent to `openat(directory, name)`; `name` must be a single component. */
-export function childPath(directory: FileHandle, name: Uint8Array | string): Buffer {
+export function childPath(directory: FileHandle | number, name: Uint8Array | string): Buffer {
   return Buffer.concat([Buffer.from(`${descriptorPath(directory)}/`), Buffer.from(name)])
 }
 
@@ -62,6 +62,40 @@ export async function openRootDirectory(rootDir: string): Promise<FileHandle> {
 }
 
 /**
+ * `openRootDirectory`, synchronously, for walks that do their directory work without the thread
+ * pool (see tree-walk.ts); returns a plain descriptor the caller closes with `fs.closeSync`.
+ */
+export function openRootDirectorySync(rootDir: string): number {
+  let root: number
+  try {
+    root = fs.openSync(rootDir, constants.O_RDONLY | constants.O_DIRECTORY)
+  } catch (error) {
+    const code = errnoCode(error)
+    if (code === 'ENOENT') {
+      throw new SandboxError('file_not_found', 'directory does not exist', {}, { cause: error })
+    }
+    if (code === 'ENOTDIR' || code === 'ELOOP') {
+      throw new SandboxError('invalid_path', 'not a directory', {}, { cause: error })
+    }
+    throw error
+  }
+  try {
+    if (!sameFile(fs.statSync(descriptorPath(root)), fs.fstatSync(root))) {
+      throw new Error('/proc/self/fd names another file')
+    }
+  } catch (error) {
+    fs.closeSync(root)
+    throw new SandboxError(
+      'backend_unavailable',
+      'safe file I/O needs /proc mounted with /proc/self/fd readable',
+      {},
+      { cause: error },
+    )
+  }
+  return root
+}
+
+/**
  * The entries of an open directory, read lazily so a huge directory is never listed whole. Names
  * are raw bytes: they need not be UTF-8.
  */
@@ -75,6 +109,24 @@ export async function* readDirectoryEntries(directory: FileHandle): AsyncGenerat
     const dirent = entry as unknown as Dirent<Buffer>
     if (!Buffer.isBuffer(dirent.name)) throw new Error('opendir returned a string name')
     yield dirent
+  }
+}
+
+/** `readDirectoryEntries`, synchronously (see `openRootDirectorySync`). */
+export function* readDirectoryEntriesSync(directory: number): Generator<Dirent<Buffer>> {
+  const listing = fs.opendirSync(descriptorPath(directory), {
+    encoding: 'buffer' as BufferEncoding,
+    bufferSize: 128,
+  })
+  try {
+    for (;;) {
+      const entry = listing.readSync() as unknown as Dirent<Buffer> | null
+      if (entry === null) return
+      if (!Buffer.isBuffer(entry.name)) throw new Error('opendir returned a string name')
+      yield entry
+    }
+  } finally {
+    listing.closeSync()
   }
 }
 

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { SandboxError } from '../sandbox-error.ts'
 import { digestFile, fileContent, type FileDigest } from './file-content.ts'
 import { detectMediaType, mediaTypeSniffBytes } from './media-type.ts'
@@ -107,6 +108,16 @@ export interface CollectOutputOptions {
   readonly sink?: OutputSink
 }
 
+/**
+ * Files up to this size are read whole, synchronously (one open, read and close of a workdir's
+ * tmpfs or local disk, microseconds), rather than streamed through the thread pool.
+ */
+const wholeReadBytes = 64 * 1024
+
+function sha256Of(content: Uint8Array): string {
+  return createHash('sha256').update(content).digest('hex')
+}
+
 const capReasons: ReadonlySet<SkipReason> = new Set([
   'too_large',
   'too_many',
@@ -131,6 +142,13 @@ export async function snapshotTree(rootDir: string, caps: SnapshotCaps): Promise
     const { size, mtimeMs } = entry.stats
     if (size > caps.maxFileBytes || hashedBytes + size > caps.maxTotalBytes) {
       snapshot.set(entry.path, { size, mtimeMs, sha256: null })
+      continue
+    }
+    if (size <= wholeReadBytes) {
+      const content = entry.readWhole()
+      if (typeof content === 'string') continue
+      hashedBytes += content.length
+      snapshot.set(entry.path, { size: content.length, mtimeMs, sha256: sha256Of(content) })
       continue
     }
     const handle = await entry.open()
@@ -196,6 +214,28 @@ export async function collectOutputFiles(
       continue
     }
 
+    if (stats.size <= wholeReadBytes) {
+      const content = entry.readWhole()
+      if (typeof content === 'string') {
+        skipped.push({ path, reason: content })
+        continue
+      }
+      const digest: FileDigest = {
+        sha256: sha256Of(content),
+        sizeBytes: content.length,
+        head: content.subarray(0, mediaTypeSniffBytes),
+      }
+      if (compareByHash && digest.sha256 === previous.sha256) continue
+      if (reason !== undefined) {
+        skipped.push({ path, reason })
+        continue
+      }
+      const file = collectedFile(path, digest)
+      await deliverBytes(content, file, options)
+      files.push(file)
+      totalBytes += file.size
+      continue
+    }
     const handle = await entry.open()
     if (typeof handle === 'string') {
       skipped.push({ path, reason: handle })
@@ -247,6 +287,30 @@ async function deliver(
   }
   if (sink !== undefined)
     await withContent(handle, file.size, (content) => sink({ ...file, content }))
+}
+
+/** `deliver` for a file read whole. */
+async function deliverBytes(
+  content: Buffer,
+  file: CollectedFile,
+  { destDir, sink }: CollectOutputOptions,
+): Promise<void> {
+  if (destDir !== undefined) {
+    const written = await writeFileInto(destDir, file.path, content, { overwrite: true })
+    if (written.sha256 !== file.sha256) {
+      throw new SandboxError('internal', 'output file changed while being copied', {
+        path: file.path,
+      })
+    }
+  }
+  if (sink !== undefined) {
+    const stream = Readable.from([content], { objectMode: false })
+    try {
+      await sink({ ...file, content: stream })
+    } finally {
+      stream.destroy()
+    }
+  }
 }
 
 /** Streams the file from its start, never past `size` bytes, the size that passed the caps. */

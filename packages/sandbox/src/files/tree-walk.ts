@@ -1,11 +1,11 @@
-import type { Stats } from 'node:fs'
-import { lstat, open, type FileHandle } from 'node:fs/promises'
+import fs, { type Stats } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
 import {
   childPath,
   directoryFlags,
   errnoCode,
-  openRootDirectory,
-  readDirectoryEntries,
+  openRootDirectorySync,
+  readDirectoryEntriesSync,
   readFileFlags,
   sameFile,
 } from './descriptors.ts'
@@ -49,6 +49,11 @@ export interface WalkedFile {
    * only until the walk is resumed; the caller closes the handle.
    */
   open(): Promise<FileHandle | SkipReason>
+  /**
+   * Reads the whole file at once, synchronously, with the same checks as `open`: for small files
+   * (at most `stats.size` bytes are read). Valid only until the walk is resumed.
+   */
+  readWhole(): Buffer | SkipReason
 }
 
 /** An entry {@link walkTree} passed over, and why. */
@@ -61,7 +66,17 @@ export interface WalkedSkip {
 interface EntryBudget {
   entriesLeft: number
   exhausted: boolean
+  /** Entries examined since the walk last let the event loop run. */
+  sinceYield: number
 }
+
+/**
+ * Entries a walk examines between two turns of the event loop. Its directory work (listing,
+ * lstat, opening directories) is synchronous: on the tmpfs or local disk of a workdir each call
+ * takes microseconds, where one through libuv's thread pool costs the event loop ~0.1 ms; this
+ * bounds how long a huge tree holds the loop at a time.
+ */
+const entriesPerTurn = 256
 
 /**
  * Walks a workdir depth first, in byte order of names, without ever following a link: yields every
@@ -72,17 +87,24 @@ export async function* walkTree(
   rootDir: string,
   caps: { readonly maxDepth: number; readonly maxEntries: number },
 ): AsyncGenerator<WalkedFile | WalkedSkip, void, undefined> {
-  const root = await openRootDirectory(rootDir)
+  const root = openRootDirectorySync(rootDir)
   try {
-    const budget = { entriesLeft: caps.maxEntries, exhausted: false }
+    const budget = { entriesLeft: caps.maxEntries, exhausted: false, sinceYield: 0 }
     yield* walkDirectory(root, '', 1, caps.maxDepth, budget)
   } finally {
-    await root.close()
+    fs.closeSync(root)
   }
 }
 
+/** Lets the event loop run once every `entriesPerTurn` entries. */
+async function pace(budget: EntryBudget): Promise<void> {
+  if (++budget.sinceYield < entriesPerTurn) return
+  budget.sinceYield = 0
+  await new Promise((resolve) => setImmediate(resolve))
+}
+
 async function* walkDirectory(
-  directory: FileHandle,
+  directory: number,
   prefix: string,
   depth: number,
   maxDepth: number,
@@ -90,7 +112,7 @@ async function* walkDirectory(
 ): AsyncGenerator<WalkedFile | WalkedSkip, void, undefined> {
   const names: Buffer[] = []
   if (!budget.exhausted) {
-    for await (const entry of readDirectoryEntries(directory)) {
+    for (const entry of readDirectoryEntriesSync(directory)) {
       if (budget.entriesLeft === 0) {
         budget.exhausted = true
         yield skipped(prefix + (decodeSafeName(entry.name) ?? displayName(entry.name)), 'too_many')
@@ -98,11 +120,13 @@ async function* walkDirectory(
       }
       budget.entriesLeft -= 1
       names.push(entry.name)
+      await pace(budget)
     }
   }
   names.sort((a, b) => Buffer.compare(a, b))
 
   for (const name of names) {
+    await pace(budget)
     const safeName = decodeSafeName(name)
     const path = prefix + (safeName ?? displayName(name))
     if (safeName === undefined || Buffer.byteLength(path) > maxPathBytes) {
@@ -111,7 +135,7 @@ async function* walkDirectory(
     }
     let stats: Stats
     try {
-      stats = await lstat(childPath(directory, name))
+      stats = fs.lstatSync(childPath(directory, name))
     } catch (error) {
       yield skipped(path, failureReason(error))
       continue
@@ -120,26 +144,32 @@ async function* walkDirectory(
       yield skipped(path, 'symlink')
     } else if (stats.isFile()) {
       yield stats.nlink === 1
-        ? { kind: 'file', path, stats, open: () => openFile(directory, name, stats) }
+        ? {
+            kind: 'file',
+            path,
+            stats,
+            open: () => openFile(directory, name, stats),
+            readWhole: () => readWholeFile(directory, name, stats),
+          }
         : skipped(path, 'hardlink')
     } else if (stats.isDirectory()) {
       if (depth >= maxDepth) {
         yield skipped(path, 'too_deep')
         continue
       }
-      const child = await openEntry(directory, name, directoryFlags)
+      const child = openEntrySync(directory, name, directoryFlags)
       if (typeof child === 'string') {
         yield skipped(path, child)
         continue
       }
       try {
-        if (sameFile(await child.stat(), stats)) {
+        if (sameFile(fs.fstatSync(child), stats)) {
           yield* walkDirectory(child, `${path}/`, depth + 1, maxDepth, budget)
         } else {
           yield skipped(path, 'not_regular')
         }
       } finally {
-        await child.close()
+        fs.closeSync(child)
       }
     } else {
       yield skipped(path, 'not_regular')
@@ -147,18 +177,27 @@ async function* walkDirectory(
   }
 }
 
+/** Why an opened entry is not the single-link regular file `expected` described, if it is not. */
+function fileMismatch(stats: Stats, expected: Stats): SkipReason | undefined {
+  if (!sameFile(stats, expected) || !stats.isFile()) return 'not_regular'
+  if (stats.nlink !== 1) return 'hardlink'
+  return undefined
+}
+
 async function openFile(
-  directory: FileHandle,
+  directory: number,
   name: Buffer,
   expected: Stats,
 ): Promise<FileHandle | SkipReason> {
-  const handle = await openEntry(directory, name, readFileFlags)
-  if (typeof handle === 'string') return handle
+  let handle: FileHandle
+  try {
+    handle = await open(childPath(directory, name), readFileFlags)
+  } catch (error) {
+    return failureReason(error)
+  }
   let reason: SkipReason | undefined
   try {
-    const stats = await handle.stat()
-    if (!sameFile(stats, expected) || !stats.isFile()) reason = 'not_regular'
-    else if (stats.nlink !== 1) reason = 'hardlink'
+    reason = fileMismatch(await handle.stat(), expected)
   } catch (error) {
     await handle.close()
     throw error
@@ -168,13 +207,29 @@ async function openFile(
   return reason
 }
 
-async function openEntry(
-  directory: FileHandle,
-  name: Buffer,
-  flags: number,
-): Promise<FileHandle | SkipReason> {
+function readWholeFile(directory: number, name: Buffer, expected: Stats): Buffer | SkipReason {
+  const fd = openEntrySync(directory, name, readFileFlags)
+  if (typeof fd === 'string') return fd
   try {
-    return await open(childPath(directory, name), flags)
+    const stats = fs.fstatSync(fd)
+    const reason = fileMismatch(stats, expected)
+    if (reason !== undefined) return reason
+    const content = Buffer.allocUnsafe(stats.size)
+    let length = 0
+    while (length < content.length) {
+      const read = fs.readSync(fd, content, length, content.length - length, length)
+      if (read === 0) break
+      length += read
+    }
+    return content.subarray(0, length)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function openEntrySync(directory: number, name: Buffer, flags: number): number | SkipReason {
+  try {
+    return fs.openSync(childPath(directory, name), flags)
   } catch (error) {
     return failureReason(error)
   }

@@ -118,6 +118,10 @@ export class ForkServer {
   readonly #children = new Map<string, PendingChild>()
   #hostPid: number | undefined
   #exitReason: string | undefined
+  /** How many pid namespaces deep the fork server is, seen from the host. */
+  #depth: number | undefined
+  /** The fork server's children seen so far: host pid -> pid in the fork server's namespace. */
+  readonly #nsPidOfChild = new Map<number, number>()
   readonly #exitedPromise: Promise<void>
   #onExit: ((reason: string) => void) | undefined
 
@@ -340,8 +344,7 @@ export class ForkServer {
     ) {
       throw new SandboxError('backend_unavailable', 'a fork server child is incomplete')
     }
-    const programHostPid = findChildHostPid(this.#hostPid, pending.nsPid)
-    const initHostPid = findChildHostPid(this.#hostPid, pending.initNsPid)
+    const [programHostPid, initHostPid] = this.#hostPidsOf([pending.nsPid, pending.initNsPid])
     if (programHostPid === undefined || initHostPid === undefined) {
       throw new SandboxError('backend_unavailable', 'a fork server child vanished')
     }
@@ -354,6 +357,35 @@ export class ForkServer {
       stderr,
       exited: pending.exited,
     }
+  }
+
+  /**
+   * Host pids of the fork server's children with these pids in its namespace. Its children are
+   * listed each time; the pid namespace each one sits in is read once per child, not per lookup
+   * (a listed child, reaped or not, keeps its pids).
+   */
+  #hostPidsOf(nsPidsWanted: readonly number[]): (number | undefined)[] {
+    const forkServer = this.#hostPid
+    if (forkServer === undefined) return nsPidsWanted.map(() => undefined)
+    this.#depth ??= nsPids(forkServer)?.length
+    const depth = this.#depth
+    if (depth === undefined) return nsPidsWanted.map(() => undefined)
+    const children = childPids(forkServer)
+    const listed = new Set(children)
+    for (const pid of this.#nsPidOfChild.keys()) {
+      if (!listed.has(pid)) this.#nsPidOfChild.delete(pid)
+    }
+    const hostPidOf = new Map<number, number>()
+    for (const pid of children) {
+      let nsPid = this.#nsPidOfChild.get(pid)
+      if (nsPid === undefined) {
+        nsPid = nsPids(pid)?.[depth - 1]
+        if (nsPid === undefined) continue
+        this.#nsPidOfChild.set(pid, nsPid)
+      }
+      hostPidOf.set(nsPid, pid)
+    }
+    return nsPidsWanted.map((nsPid) => hostPidOf.get(nsPid))
   }
 
   #maybeReady(pending: PendingChild): void {
@@ -507,11 +539,4 @@ function readLines(stream: Readable | null, onLine: (line: string) => void): voi
       onLine(line)
     }
   })
-}
-
-/** The host pid of the fork server's child whose pid in the fork server's namespace is `nsPid`. */
-function findChildHostPid(forkServerHostPid: number, nsPid: number): number | undefined {
-  const depth = nsPids(forkServerHostPid)?.length
-  if (depth === undefined) return undefined
-  return childPids(forkServerHostPid).find((pid) => nsPids(pid)?.[depth - 1] === nsPid)
 }
