@@ -37,7 +37,14 @@ export async function startTestServer(
   // Sandbox uids traverse it to reach the sandbox state inside.
   fs.chmodSync(dataDir, 0o711)
   const config = loadConfig({
-    env: { HUTCH_POOL_MIN_WARM: '1', HUTCH_POOL_MAX_WARM: '2', ...options.env },
+    // Small pools, and no standby session kernel (its imports cost a second of CPU per server):
+    // the session tests and bench ask for one.
+    env: {
+      HUTCH_POOL_MIN_WARM: '1',
+      HUTCH_POOL_MAX_WARM: '2',
+      HUTCH_SESSION_STANDBY_KERNELS: '0',
+      ...options.env,
+    },
     argv: ['--port', '0', '--data-dir', dataDir, ...(options.flags ?? [])],
     cwd: dataDir,
   })

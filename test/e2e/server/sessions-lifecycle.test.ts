@@ -7,6 +7,8 @@ import type { TestServer } from '../../support/server.ts'
 import { startTestServer, testServerPlacement } from '../../support/server.ts'
 
 const alice = { 'x-user-id': 'alice', 'x-chat-id': 'lifecycle' }
+/** As configured by default: one python kernel on standby (test servers start none). */
+const standby = { HUTCH_SESSION_STANDBY_KERNELS: '1' }
 
 interface Session {
   id: string
@@ -75,7 +77,7 @@ describe('session lifecycle', () => {
   let hutch: TestServer
 
   beforeAll(async () => {
-    hutch = await startTestServer()
+    hutch = await startTestServer({ env: standby })
   })
   afterAll(async () => {
     await hutch.stop()
@@ -158,6 +160,7 @@ describe('session caps under load', () => {
   beforeAll(async () => {
     hutch = await startTestServer({
       flags: ['--max-hot-sessions', '1', '--max-warm-sessions', '1'],
+      env: standby,
     })
   })
   afterAll(async () => {
@@ -206,7 +209,7 @@ describe('session caps under load', () => {
 describe('server restart', () => {
   it('leaves sessions COLD with a reason, and restorable', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-server-'))
-    const first = await startTestServer({ dataDir })
+    const first = await startTestServer({ dataDir, env: standby })
     let id: string
     try {
       const session = await create(first, { language: 'python' })
@@ -219,7 +222,7 @@ describe('server restart', () => {
       await first.server.shutdown()
     }
 
-    const second = await startTestServer({ dataDir })
+    const second = await startTestServer({ dataDir, env: standby })
     try {
       const cold = await get(second, id)
       expect(cold.state).toBe('cold')
@@ -287,7 +290,7 @@ describe('server killed', () => {
     child.kill('SIGKILL')
     await new Promise((resolve) => child.once('exit', resolve))
 
-    const restarted = await startTestServer({ dataDir })
+    const restarted = await startTestServer({ dataDir, env: standby })
     try {
       expect(restarted.server.reconciled).toMatchObject({ sessionsCold: 2 })
       for (const id of [unsaved.id, saved.id]) {

@@ -5,6 +5,8 @@ import { startTestServer } from '../../support/server.ts'
 
 const alice = { 'x-user-id': 'alice', 'x-chat-id': 'analysis' }
 const mallory = { 'x-user-id': 'mallory', 'x-chat-id': 'analysis' }
+/** As configured by default: one python kernel on standby (test servers start none). */
+const standby = { HUTCH_SESSION_STANDBY_KERNELS: '1' }
 
 interface Cell {
   status: string
@@ -56,7 +58,7 @@ describe('sessions over HTTP', () => {
   let hutch: TestServer
 
   beforeAll(async () => {
-    hutch = await startTestServer()
+    hutch = await startTestServer({ env: standby })
   })
   afterAll(async () => {
     await hutch.stop()
@@ -69,6 +71,17 @@ describe('sessions over HTTP', () => {
     const response = await hutch.request('POST', '/v1/sessions', { headers, body })
     expect(response.status, response.text).toBe(201)
     return response.json as { id: string; state: string }
+  }
+
+  /** Waits until the server's standby has a kernel ready and none starting. */
+  async function standbyReady(): Promise<void> {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const { standby: kernels } = hutch.server.sessions.stats()
+      if (kernels.ready === 1 && kernels.starting === 0) return
+      if (Date.now() > deadline) throw new Error(`no standby kernel: ${JSON.stringify(kernels)}`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
   }
 
   async function cell(id: string, code: string, timeoutMs?: number): Promise<Cell> {
@@ -106,6 +119,31 @@ describe('sessions over HTTP', () => {
     expect((listed.json as { items: { id: string }[] }).items.map((item) => item.id)).toContain(id)
     const got = await hutch.request('GET', `/v1/sessions/${id}`, { headers: alice })
     expect(got.json).toMatchObject({ id, state: 'hot', executionCount: 2 })
+  })
+
+  it('gives each new session a standby kernel of its own, libraries imported', async () => {
+    await standbyReady()
+    const taken = hutch.server.sessions.stats().standby.taken
+    const first = await createSession({ language: 'python' })
+    expect(hutch.server.sessions.stats().standby.taken).toBe(taken + 1)
+    const mine = await cell(
+      first.id,
+      "import sys\nsys.hutch_owner = 'alice'\nopen('mine.txt', 'w').write('alice')\nprint('pandas' in sys.modules, 'pandas' in globals())",
+    )
+    expect(mine.stdout).toBe('True False\n')
+
+    // Another tenant's new session: a kernel of its own, nothing of Alice's in it.
+    const bob = { 'x-user-id': 'bob', 'x-chat-id': 'analysis' }
+    await standbyReady()
+    const other = await createSession({ language: 'python' }, bob)
+    expect(hutch.server.sessions.stats().standby.taken).toBe(taken + 2)
+    const response = await hutch.request('POST', `/v1/sessions/${other.id}/execute`, {
+      headers: bob,
+      body: {
+        code: "import os, sys\nprint('pandas' in sys.modules, hasattr(sys, 'hutch_owner'), os.listdir('.'))",
+      },
+    })
+    expect((response.json as Cell).stdout).toBe('True False []\n')
   })
 
   it('returns a figure as a PNG that decodes, and a DataFrame as HTML', async () => {
