@@ -201,6 +201,25 @@ function smapsKb(pid: number, fields: string[]): number {
   }
 }
 
+/** A process's name (`comm`), or '' once it is gone. */
+function commOf(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+  } catch {
+    return ''
+  }
+}
+
+/** A process's parent pid, or 0 once it is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  } catch {
+    return 0
+  }
+}
+
 /** Every process's children, from /proc. */
 function processChildren(): Map<number, number[]> {
   const children = new Map<number, number[]>()
@@ -318,26 +337,26 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       await warmUp()
       await sleep(2000)
       const cgroups = runCgroups(server.dataDir())
-      const sandboxes = cgroups.filter(({ name }) => !name.startsWith('run-forkserver-'))
-      const forkServerPids = new Set(
-        cgroups
-          .filter(({ name }) => name.startsWith('run-forkserver-'))
+      const forkServerCgroups = cgroups.filter(({ name }) => name.startsWith('run-forkserver-'))
+      const forkServerPids = new Set(forkServerCgroups.flatMap(({ pids }) => pids))
+      const pythonForkServerPids = new Set(
+        forkServerCgroups
+          .filter(({ name }) => name.startsWith('run-forkserver-python-'))
           .flatMap(({ pids }) => pids),
       )
-      const forkServers = cgroups.length - sandboxes.length
-      // A sandbox's pid-namespace init is the sandbox's even where it sits in its fork server's
-      // cgroup (it did before ad4dce8): a process there whose children are all in one sandbox's
-      // cgroup counts for that sandbox.
-      const children = processChildren()
-      const slots = sandboxes.map(({ pids }) => {
-        const own = new Set(pids)
-        const inits = [...forkServerPids].filter((pid) => {
-          const kids = children.get(pid) ?? []
-          return kids.length > 0 && kids.every((kid) => own.has(kid))
-        })
-        for (const pid of inits) forkServerPids.delete(pid)
-        return [...pids, ...inits]
-      })
+      // A warm run sandbox runs no bubblewrap: on the fast path it is its init and the program's
+      // process, on the slow path no process at all (a workdir and a cgroup). What runs
+      // bubblewrap outside a fork server's cgroup is a standby or live session kernel.
+      const others = cgroups.filter(({ name }) => !name.startsWith('run-forkserver-'))
+      const kernels = others.filter(({ pids }) => pids.some((pid) => commOf(pid) === 'bwrap'))
+      const warm = others.filter((cgroup) => !kernels.includes(cgroup))
+      // The python sandboxes: those forked by the python fork server (not the bash one).
+      const slots = (
+        fastPath
+          ? warm.filter(({ pids }) => pids.some((pid) => pythonForkServerPids.has(parentOf(pid))))
+          : warm
+      ).map(({ pids }) => pids)
+      const forkServers = forkServerCgroups.length
       const sum = (pids: number[], kb: (pid: number) => number) =>
         pids.reduce((total, pid) => total + kb(pid), 0)
       const mean = (kb: (pid: number) => number) =>
@@ -354,9 +373,7 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
         sandboxPrivateMb: mean(privateKb),
         sandboxes: slots.length,
         helpersMb: fastPath ? mb(sum([...forkServerPids], pssKb)) : 0,
-        helpersNote: fastPath
-          ? `${forkServers} fork servers (the Node server not counted)`
-          : 'none (the Node server not counted)',
+        helpersNote: `${fastPath ? `${forkServers} fork servers` : 'none'} (the Node server and ${kernels.length} standby session kernels not counted)`,
       }
     },
     stop: () => server.stop(),
@@ -617,7 +634,7 @@ function memoryTable(): string[] {
   const lines = [
     '### Memory at rest (PSS)',
     '',
-    '| path | PSS per idle warm sandbox, MB | private (USS) per sandbox, MB | long-lived helpers (PSS), MB |',
+    '| path | PSS per idle warm python sandbox, MB | private (USS) per sandbox, MB | long-lived helpers (PSS), MB |',
     '| --- | ---: | ---: | --- |',
   ]
   for (const { label } of paths) {
@@ -706,7 +723,7 @@ const report = [
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client.`,
-  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm sandbox: the processes of each `run-*` cgroup under the server's cgroup parent after warm-up, with the sandbox's pid-namespace init (also where it sits in its fork server's cgroup, as before ad4dce8) (the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
+  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm python sandbox: the processes (its init and the program's) of each `run-*` cgroup under the server's cgroup parent after warm-up that the python fork server forked (the bash pool's and standby session kernels left out, the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
   ...memoryTable(),
