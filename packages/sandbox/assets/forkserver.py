@@ -51,10 +51,17 @@ SECCOMP = {}
 for _network, _path in CONFIG.get("seccomp", {}).items():
     with open(_path, "rb") as _file:
         SECCOMP[_network] = _file.read()
+# Files each child sees read-only in its fresh /tmp (the matplotlib font cache): where each goes,
+# and a copy of it in this sandbox that children bind (bubblewrap's --ro-bind-data gives us an
+# unlinked file, which cannot be the source of a bind mount).
 FILES = []
-for _target, _path in CONFIG.get("files", {}).items():
-    with open(_path, "rb") as _file:
-        FILES.append((_target, _file.read()))
+os.makedirs("/tmp/.hutch-files", mode=0o755, exist_ok=True)
+for _index, (_target, _path) in enumerate(CONFIG.get("files", {}).items()):
+    _copy = f"/tmp/.hutch-files/{_index}"
+    with open(_path, "rb") as _file, open(_copy, "wb") as _out:
+        _out.write(_file.read())
+    os.chmod(_copy, 0o444)
+    FILES.append((_target, _copy))
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -197,6 +204,8 @@ def become_sandbox(spec):
     # The server's socket is gone from this sandbox's view, and a fresh /tmp covers the fork
     # server's own files: user code can reach neither.
     check(libc.umount2(SOCKET_DIR.encode(), MNT_DETACH), "hide the server socket")
+    # Reached through these once the fresh /tmp covers them.
+    sources = [(target, os.open(source, os.O_PATH | os.O_CLOEXEC)) for target, source in FILES]
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmpBytes']},mode=1777")
     mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['shmBytes']},mode=1777")
@@ -207,11 +216,14 @@ def become_sandbox(spec):
         MS_NOSUID | MS_NODEV,
         f"size={spec['diskBytes']},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_UID}",
     )
-    for target, content in FILES:
+    for target, source in sources:
+        # Bound read-only, as bubblewrap's --ro-bind-data gives them on the slow path: a mount
+        # costs less than a copy of the file into every sandbox.
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
-        os.write(fd, content)
-        os.close(fd)
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444))
+        mount(f"/proc/self/fd/{source}", target, None, MS_BIND)
+        mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        os.close(source)
     socket.sethostname("hutch")
     if spec["network"] == "loopback":
         loopback_up()
