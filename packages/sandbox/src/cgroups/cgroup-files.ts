@@ -77,23 +77,30 @@ export async function readOptionalCgroupFile(
 }
 
 /**
- * Files whose writes may wait in the kernel (moving a task between cgroups waits for RCU: ~10 µs
- * quiet, ~0.25 ms loaded, seen here): they go through libuv's thread pool so the wait does not
- * stall the event loop. Freezing and thawing only start the change and return at once.
+ * Writes that may wait in the kernel go through libuv's thread pool so the wait does not stall
+ * the event loop: moving a task between cgroups waits for RCU (~10 µs quiet, ~0.25 ms loaded,
+ * seen here), thawing a cgroup wakes each task (~0.5 ms for a killed sandbox). Freezing only
+ * starts the change and returns at once.
  */
-const waitingCgroupFiles = new Set(['cgroup.procs'])
+function mayWait(file: string, value: string): boolean {
+  if (file === 'cgroup.procs') return true
+  // Thawing: v1's freezer.state THAWED, v2's cgroup.freeze 0.
+  return (
+    (file === 'freezer.state' && value === 'THAWED') || (file === 'cgroup.freeze' && value === '0')
+  )
+}
 
 /**
  * Writes one value to a cgroup file in a single write, without O_CREAT or O_TRUNC (cgroup files
  * exist or the controller is missing; some are write-only).
  *
- * Synchronously but for `waitingCgroupFiles`, as `readCgroupFile` reads: a limit's file is the
+ * Synchronously but for what `mayWait`, as `readCgroupFile` reads: a limit's file is the
  * kernel's, not a disk's, and takes ~15 µs, where open, write and close through the thread pool
  * cost the event loop ~0.3 ms.
  */
 export async function writeCgroupFile(dir: string, file: string, value: string): Promise<void> {
   const flags = constants.O_WRONLY | constants.O_NOFOLLOW
-  if (waitingCgroupFiles.has(file)) {
+  if (mayWait(file, value)) {
     const handle = await fsp.open(path.join(dir, file), flags)
     try {
       await handle.write(value)
