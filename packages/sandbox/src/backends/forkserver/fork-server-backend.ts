@@ -51,7 +51,7 @@ export interface ForkServerOptions {
   env: Readonly<Record<string, string>>
   /** Modules the fork server imports before forking; default numpy, pandas, matplotlib.pyplot. */
   preload?: readonly string[]
-  /** A fork server is replaced after this many children; default 500. */
+  /** A fork server is replaced after this many children; default 5000. */
   maxRunsPerServer?: number
   /** ... or after this long, milliseconds; default 10 minutes. */
   maxServerAgeMs?: number
@@ -228,7 +228,7 @@ export class ForkServerBackend {
       pythonPath: options.pythonPath,
       cpuQuotaCores: options.cpuQuotaCores ?? 1,
       cpuPollMs: options.cpuPollMs ?? 100,
-      maxRunsPerServer: options.maxRunsPerServer ?? 500,
+      maxRunsPerServer: options.maxRunsPerServer ?? 5000,
       maxServerAgeMs: options.maxServerAgeMs ?? 10 * 60_000,
       serverMemoryBytes: options.serverMemoryBytes ?? 1024 ** 3,
       preload: options.preload ?? defaultPreload,
