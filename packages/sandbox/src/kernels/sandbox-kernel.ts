@@ -732,7 +732,10 @@ export class SandboxKernel implements Kernel {
   }
 
   #prefetchSnapshot(): void {
-    const snapshot = this.#snapshotWorkdir()
+    // Once the cell's result is on its way: a walk does its directory work synchronously.
+    const snapshot = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.#snapshotWorkdir(),
+    )
     // A failed prefetch is taken again, and fails (or not) on the cell's own path.
     snapshot.catch(() => {})
     this.#nextSnapshot = snapshot
