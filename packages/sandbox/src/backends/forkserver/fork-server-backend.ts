@@ -14,7 +14,7 @@ import type { Mount } from '../../policy/policy.ts'
 import { sandboxWorkdir } from '../../policy/policy.ts'
 import type { SandboxFile } from '../../runtimes/matplotlib-font-cache.ts'
 import { SandboxError } from '../../sandbox-error.ts'
-import { buildSeccompFilter } from '../../seccomp/seccomp.ts'
+import { buildSeccompFilter, defaultCacheDir } from '../../seccomp/seccomp.ts'
 import type { TreeSnapshot, TreeSnapshotEntry } from '../../files/output-files.ts'
 import { openHostFile } from '../../files/write-files.ts'
 import type { ProcessResult, Slot, SlotFile, SlotOptions, SlotRunSpec } from '../backend.ts'
@@ -372,7 +372,7 @@ export class ForkServerBackend {
       const [none, loopback, initPath] = await Promise.all([
         buildSeccompFilter({ network: 'none' }, { pythonPath: this.#seccompPython }),
         buildSeccompFilter({ network: 'loopback' }, { pythonPath: this.#seccompPython }),
-        (this.#initPath ??= buildSandboxInit(this.#config.stateDir).catch((error: unknown) => {
+        (this.#initPath ??= buildSandboxInit(defaultCacheDir()).catch((error: unknown) => {
           this.#initPath = undefined
           throw error
         })),

@@ -17,17 +17,18 @@ export const sandboxInitSourcePath: string = fileURLToPath(
 export const defaultCompilerPath = '/usr/bin/cc'
 
 /**
- * Builds the sandbox init once per source version into `<stateDir>/bin`, and returns its path.
+ * Builds the sandbox init once per source version into `<cacheDir>/bin` (the host's cache, as the
+ * seccomp filters), and returns its path.
  * Statically linked where the C library allows it (no loader to run at each start), dynamically
  * otherwise. Concurrent callers each build to a file of their own and rename it into place.
  */
 export async function buildSandboxInit(
-  stateDir: string,
+  cacheDir: string,
   compilerPath: string = defaultCompilerPath,
 ): Promise<string> {
   const source = await fsp.readFile(sandboxInitSourcePath)
   const version = createHash('sha256').update(source).digest('hex').slice(0, 16)
-  const binDir = path.join(stateDir, 'bin')
+  const binDir = path.join(cacheDir, 'bin')
   const target = path.join(binDir, `hutch-sandbox-init-${version}`)
   try {
     await fsp.access(target)
