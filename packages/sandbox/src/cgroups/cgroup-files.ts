@@ -181,10 +181,15 @@ export async function pollUntil(
   check: () => Promise<boolean>,
   deadlineMs: number,
 ): Promise<boolean> {
+  // What is polled usually settles within a millisecond or two (a freeze reaching a task that
+  // was running, killed tasks leaving): the first looks come soon, then every pollIntervalMs.
+  let waitMs = 0
   for (;;) {
     if (await check()) return true
     if (performance.now() >= deadlineMs) return false
-    await sleep(pollIntervalMs)
+    if (waitMs === 0) await new Promise((resolve) => setImmediate(resolve))
+    else await sleep(waitMs)
+    waitMs = waitMs === 0 ? 1 : Math.min(waitMs * 2, pollIntervalMs)
   }
 }
 
