@@ -339,9 +339,14 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
       const cgroups = runCgroups(server.dataDir())
       const forkServerCgroups = cgroups.filter(({ name }) => name.startsWith('run-forkserver-'))
       const forkServerPids = new Set(forkServerCgroups.flatMap(({ pids }) => pids))
+      // The python fork server with the libraries preloaded (not python-stdlib's).
       const pythonForkServerPids = new Set(
         forkServerCgroups
-          .filter(({ name }) => name.startsWith('run-forkserver-python-'))
+          .filter(
+            ({ name }) =>
+              name.startsWith('run-forkserver-python-') &&
+              !name.startsWith('run-forkserver-python-stdlib-'),
+          )
           .flatMap(({ pids }) => pids),
       )
       // A warm run sandbox runs no bubblewrap: on the fast path it is its init and the program's

@@ -20,6 +20,7 @@ import { sandboxWorkdir } from './policy/policy.ts'
 import type { RuntimeOptions } from './runtimes/runtimes.ts'
 import { createRuntimes } from './runtimes/runtimes.ts'
 import { matplotlibFontCache } from './runtimes/matplotlib-font-cache.ts'
+import { importsOnlyStandardLibrary, standardLibraryModules } from './runtimes/stdlib-imports.ts'
 import { defaultCacheDir } from './seccomp/seccomp.ts'
 import type { Runtime } from './runtimes/runtime.ts'
 import { SandboxError } from './sandbox-error.ts'
@@ -164,6 +165,8 @@ const defaultOutputCaps: OutputCaps = {
 export class Sandbox {
   readonly #backend: Backend
   readonly #fastPath: FastPath | undefined
+  /** The python runtime's standard library modules, when the fast path is on. */
+  readonly #stdlibModules: ReadonlySet<string>
   readonly #runtimes: Record<string, Runtime>
   readonly #defaults: Limits
   readonly #maxima: Limits
@@ -174,7 +177,13 @@ export class Sandbox {
   readonly #kernelTimings: KernelTimings
   #kernelDrivers: Promise<Record<KernelLanguage, KernelDriver>> | undefined
 
-  private constructor(backend: Backend, fastPath: FastPath | undefined, options: SandboxOptions) {
+  private constructor(
+    backend: Backend,
+    fastPath: FastPath | undefined,
+    stdlibModules: ReadonlySet<string>,
+    options: SandboxOptions,
+  ) {
+    this.#stdlibModules = stdlibModules
     this.#backend = backend
     this.#fastPath = fastPath
     this.#runtimes = createRuntimes(options.runtimes)
@@ -219,7 +228,15 @@ export class Sandbox {
             resolved,
             options.fastPath === true ? {} : options.fastPath,
           )
-    return new Sandbox(backend, fastPath, resolved)
+    const stdlibModules =
+      fastPath === undefined
+        ? new Set<string>()
+        : await standardLibraryModules(pythonPath).catch((error: unknown) => {
+            // Without the list every python run takes the fork server with the libraries.
+            options.logger?.warn({ err: error }, 'cannot list the standard library modules')
+            return new Set<string>()
+          })
+    return new Sandbox(backend, fastPath, stdlibModules, resolved)
   }
 
   /**
@@ -275,38 +292,56 @@ export class Sandbox {
   prepare(
     limits: Limits = this.#defaults,
     network: NetworkMode = this.#defaultNetwork,
-    language: Language = 'python',
+    kind: PreparedKind = 'python',
   ): Promise<Slot> {
-    return this.#prepareFor(randomUUID(), limits, network, [], language)
+    return this.#prepareFor(randomUUID(), limits, network, [], kind)
   }
 
   /**
-   * Whether a sandbox from `prepare(defaults, defaultNetwork, language)` can run this request: a
-   * warm pool of that language lends one only then. Bad input is a `SandboxError`, as from `check`.
+   * Whether a sandbox from `prepare(defaults, defaultNetwork, kind)` can run this request: a warm
+   * pool of that kind lends one only then. Bad input is a `SandboxError`, as from `check`.
    */
-  fitsPrepared(options: RunOptions, language: Language = 'python'): boolean {
+  fitsPrepared(options: RunOptions, kind: PreparedKind = 'python'): boolean {
     const request = this.#validate(options)
     // A notebook takes a sandbox of its own, with loopback (see runNotebook).
     if (notebookPath(options) !== undefined) return false
     if (!fixedLimitsEqual(request.limits, this.#defaults)) return false
-    if (this.#fastBackend(this.#defaults, this.#defaultNetwork, [], language) === undefined) {
-      return true
+    if (this.#fastBackend(this.#defaults, this.#defaultNetwork, [], kind) === undefined) {
+      return kind !== 'python-stdlib'
     }
-    // A fast-path sandbox is made for one language and network, without extra mounts.
-    return (
-      request.runtime.language === language &&
-      request.network === this.#defaultNetwork &&
-      request.mounts.length === 0
-    )
+    // A fast-path sandbox is made for one image and network, without extra mounts; python's
+    // image runs any python code, python-stdlib's only code that imports no more than the
+    // standard library.
+    const image = kind === 'python-stdlib' ? this.#imageOf(request) : request.runtime.language
+    return image === kind && request.network === this.#defaultNetwork && request.mounts.length === 0
+  }
+
+  /**
+   * The fast path's image for a run: its language's, or for python code that imports only the
+   * standard library, given no files (which it could import), the image with nothing preloaded.
+   */
+  #imageOf(request: ValidatedRun): PreparedKind {
+    const language = request.runtime.language
+    if (
+      language === 'python' &&
+      this.#fastPath !== undefined &&
+      this.#stdlibModules.size > 0 &&
+      request.files.length === 0 &&
+      request.code !== undefined &&
+      importsOnlyStandardLibrary(request.code, this.#stdlibModules)
+    ) {
+      return 'python-stdlib'
+    }
+    return language
   }
 
   #fastBackend(
     limits: Limits,
     network: NetworkMode,
     mounts: readonly Mount[],
-    language: Language,
+    kind: PreparedKind,
   ): ForkServerBackend | undefined {
-    const backend = this.#fastPath?.[language as FastLanguage]
+    const backend = this.#fastPath?.[kind as FastImage]
     // Below 3 processes not even the sandbox's init and its program fit: the slow path, where
     // bwrap cannot start either, reports the run as killed by its process limit.
     if (backend === undefined || limits.pids < 3 || !backend.serves(network, mounts)) {
@@ -320,9 +355,9 @@ export class Sandbox {
     limits: Limits,
     network: NetworkMode,
     mounts: readonly Mount[],
-    language: Language,
+    kind: PreparedKind,
   ): Promise<Slot> {
-    const fast = this.#fastBackend(limits, network, mounts, language)
+    const fast = this.#fastBackend(limits, network, mounts, kind)
     if (fast !== undefined && (network === 'none' || network === 'loopback')) {
       return fast.prepare({ runId, limits, network }).catch((error: unknown) => {
         // A fork server that cannot start costs speed, not service.
@@ -373,7 +408,7 @@ export class Sandbox {
         request.limits,
         request.network,
         request.mounts,
-        request.runtime.language,
+        this.#imageOf(request),
       )
       return await this.#runIn(slot, request, options, queuedAt)
     } finally {
@@ -614,16 +649,26 @@ export function fixedLimitsEqual(a: Limits, b: Limits): boolean {
   return a.memoryBytes === b.memoryBytes && a.pids === b.pids && a.diskBytes === b.diskBytes
 }
 
-/** Languages the fast path serves: one fork server image each. */
+/** Languages the fast path serves. */
 export const fastLanguages = ['python', 'bash'] as const
 export type FastLanguage = (typeof fastLanguages)[number]
-/** The fast path's fork servers, one per language it serves. */
-export type FastPath = Readonly<Record<FastLanguage, ForkServerBackend>>
+/**
+ * The fast path's fork server images: one per language it serves, and python's with nothing
+ * preloaded for code that imports only the standard library (`python-stdlib`: forking a small
+ * interpreter costs a fraction of forking one with numpy, pandas and matplotlib imported).
+ */
+export const fastImages = ['python', 'python-stdlib', 'bash'] as const
+export type FastImage = (typeof fastImages)[number]
+/** The fast path's fork servers, one per image. */
+export type FastPath = Readonly<Record<FastImage, ForkServerBackend>>
+/** What a sandbox is prepared for: a language, or a fast-path image. */
+export type PreparedKind = Language | FastImage
 
 /**
  * The fast path: a fork server image per language, each mounting what its runtime needs and no
  * more (a bash run sees no more of the host on the fast path than on the slow one). Python's
- * preloads the heavy libraries; bash's preloads nothing and execs bash in each child.
+ * preloads the heavy libraries, python-stdlib (python's runtime) nothing; bash's preloads
+ * nothing and execs bash in each child.
  */
 async function createFastPath(
   pythonPath: string,
@@ -669,7 +714,7 @@ async function createFastPath(
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   }
   const baseEnv = { HOME: '/tmp', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' }
-  const [python, bash] = await Promise.all([
+  const [python, pythonStdlib, bash] = await Promise.all([
     ForkServerBackend.create({
       ...shared,
       image: 'python',
@@ -680,6 +725,14 @@ async function createFastPath(
     }),
     ForkServerBackend.create({
       ...shared,
+      image: 'python-stdlib',
+      mounts: runtimes.python.mounts,
+      childFiles: runtimes.python.files,
+      env: { ...runtimes.python.env, ...baseEnv },
+      preload: [],
+    }),
+    ForkServerBackend.create({
+      ...shared,
       image: 'bash',
       mounts: runtimes.bash.mounts,
       childFiles: runtimes.bash.files,
@@ -687,7 +740,7 @@ async function createFastPath(
       preload: [],
     }),
   ])
-  return { python, bash }
+  return { python, 'python-stdlib': pythonStdlib, bash }
 }
 
 interface ValidatedRun {

@@ -17,12 +17,38 @@ describe('fork server fast path', () => {
 
   it('runs python in a forked child of the fork server, with its libraries already imported', async () => {
     const sandbox = await fastSandbox()
+    // pandas does not import pyplot: only the fork server's preloads put it there.
     const result = await sandbox.run({
       language: 'python',
-      code: 'import sys; print("pandas" in sys.modules, "numpy" in sys.modules)',
+      code: 'import pandas, sys; print("matplotlib.pyplot" in sys.modules, "numpy" in sys.modules)',
     })
     expect(result).toMatchObject({ status: 'ok', stdout: 'True True\n' })
     expect(sandbox.fastPath?.python.stats.started).toBe(1)
+    expect(sandbox.fastPath?.['python-stdlib'].stats.started).toBe(0)
+  })
+
+  it('runs code that imports only the standard library on the fork server with nothing preloaded', async () => {
+    const sandbox = await fastSandbox()
+    const plain = await sandbox.run({
+      language: 'python',
+      code: 'import json, sys\nprint(json.dumps(sorted(m for m in ("numpy", "pandas") if m in sys.modules)))',
+    })
+    expect(plain).toMatchObject({ status: 'ok', stdout: '[]\n' })
+    expect(sandbox.fastPath?.['python-stdlib'].stats.started).toBe(1)
+    // Given files it might import, or an import it cannot see, a run takes the preloaded one.
+    const withFile = await sandbox.run({
+      language: 'python',
+      code: 'import helper\nprint(helper.X)',
+      files: [{ path: 'helper.py', content: 'X = 7\n' }],
+    })
+    expect(withFile).toMatchObject({ status: 'ok', stdout: '7\n' })
+    const dynamic = await sandbox.run({
+      language: 'python',
+      code: 'import sys\nm = __import__("json")\nprint("pandas" in sys.modules)',
+    })
+    expect(dynamic).toMatchObject({ status: 'ok', stdout: 'True\n' })
+    expect(sandbox.fastPath?.python.stats.started).toBe(1)
+    expect(sandbox.fastPath?.['python-stdlib'].stats.started).toBe(1)
   })
 
   it('gives every run its own random numbers: random, os.urandom, numpy, uuid', async () => {
@@ -73,7 +99,7 @@ describe('fork server fast path', () => {
     await expect(sandbox.run({ language: 'python', code: 'print(1)', slot })).rejects.toThrow(
       SandboxError,
     )
-    const after = await sandbox.run({ language: 'python', code: 'print("again")' })
+    const after = await sandbox.run({ language: 'python', code: 'import numpy\nprint("again")' })
     expect(after).toMatchObject({ status: 'ok', stdout: 'again\n' })
     expect(backend?.stats).toMatchObject({ started: 2, crashed: 1 })
   })

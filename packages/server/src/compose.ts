@@ -2,9 +2,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger as PinoLogger } from 'pino'
-import type { Slot } from '@hutch/sandbox'
+import type { PreparedKind, Slot } from '@hutch/sandbox'
 import { BubblewrapBackend, defaultSandboxStateDir, Sandbox } from '@hutch/sandbox'
-import type { Language } from '@hutch/protocol'
 import type { HutchConfig } from './config/index.ts'
 import { createDatabase } from './db/database.ts'
 import { ExecutionRepository } from './executions/execution-repository.ts'
@@ -148,27 +147,30 @@ export async function composeServer(
           },
         )
       : undefined
-  // On the fast path a sandbox is made for one language: bash gets a pool of its own (python's
-  // is the one above); other languages take a fresh sandbox per run.
-  const languagePools = new Map<Language, WarmPool<Slot>>()
+  // On the fast path a sandbox is made for one fork server image: bash, and python code that
+  // imports only the standard library, get pools of their own (python's is the one above); other
+  // languages take a fresh sandbox per run.
+  const languagePools = new Map<PreparedKind, WarmPool<Slot>>()
   if (config.maxWarm > 0 && sandbox.fastPath !== undefined) {
-    languagePools.set(
-      'bash',
-      new WarmPool<Slot>(
-        {
-          create: () => sandbox.prepare(undefined, undefined, 'bash'),
-          destroy: (slot) => slot.release(),
-          healthy: (slot) => (slot.healthy?.() ?? true) && fs.existsSync(slot.workdir),
-        },
-        {
-          name: 'bash',
-          minWarm: config.minWarm,
-          maxWarm: config.maxWarm,
-          maxIdleMs: config.maxIdleMs,
-          logger,
-        },
-      ),
-    )
+    for (const kind of ['python-stdlib', 'bash'] as const) {
+      languagePools.set(
+        kind,
+        new WarmPool<Slot>(
+          {
+            create: () => sandbox.prepare(undefined, undefined, kind),
+            destroy: (slot) => slot.release(),
+            healthy: (slot) => (slot.healthy?.() ?? true) && fs.existsSync(slot.workdir),
+          },
+          {
+            name: kind,
+            minWarm: config.minWarm,
+            maxWarm: config.maxWarm,
+            maxIdleMs: config.maxIdleMs,
+            logger,
+          },
+        ),
+      )
+    }
   }
   const allPools = [...(pool === undefined ? [] : [pool]), ...languagePools.values()]
   const queue = new RunQueue({

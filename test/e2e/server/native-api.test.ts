@@ -229,14 +229,15 @@ describe('native API /v1', () => {
     expect(response.json).toMatchObject({ status: 'ok', stdout: 'ok\n' })
   })
 
-  it('lends python runs a warm python sandbox and bash runs a warm bash one (fast path)', async () => {
+  it('lends python runs a warm python sandbox (one with nothing preloaded for standard-library-only code) and bash runs a warm bash one (fast path)', async () => {
     type Stats = { name: string; warm: number; hits: number }
     const pools = async () =>
       ((await hutch.request('GET', '/v1/pool')).json as { pools: Stats[] }).pools
     const named = async (name: string) => (await pools()).find((pool) => pool.name === name)
-    expect((await pools()).map((pool) => pool.name)).toEqual(['sandbox', 'bash'])
+    expect((await pools()).map((pool) => pool.name)).toEqual(['sandbox', 'python-stdlib', 'bash'])
     for (const [language, code, name] of [
-      ['python', 'print("py")', 'sandbox'],
+      ['python', 'import sys; print("pandas" in sys.modules)', 'python-stdlib'],
+      ['python', 'import pandas, sys; print("matplotlib.pyplot" in sys.modules)', 'sandbox'],
       ['bash', 'echo sh', 'bash'],
     ] as const) {
       const deadline = Date.now() + 30_000
@@ -245,7 +246,11 @@ describe('native API /v1', () => {
       }
       const hitsBefore = (await named(name))?.hits ?? 0
       const response = await hutch.request('POST', '/v1/execute', { body: { language, code } })
-      expect(response.json).toMatchObject({ status: 'ok' })
+      // The standard-library one has nothing preloaded, the python one its libraries.
+      expect(response.json).toMatchObject({
+        status: 'ok',
+        stdout: { 'python-stdlib': 'False\n', sandbox: 'True\n', bash: 'sh\n' }[name],
+      })
       expect((await named(name))?.hits).toBe(hitsBefore + 1)
     }
   })

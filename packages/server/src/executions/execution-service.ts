@@ -1,7 +1,15 @@
 import type { MimeBundle, NetworkMode, OutputFile, RunError } from '@hutch/protocol'
-import { resolveLanguage, type Language } from '@hutch/protocol'
+import { resolveLanguage } from '@hutch/protocol'
 import type { RequestLimits } from '@hutch/protocol/schemas'
-import type { InputFile, Logger, NotebookCell, RunResult, Sandbox, Slot } from '@hutch/sandbox'
+import type {
+  InputFile,
+  Logger,
+  NotebookCell,
+  PreparedKind,
+  RunResult,
+  Sandbox,
+  Slot,
+} from '@hutch/sandbox'
 import { SandboxError } from '@hutch/sandbox'
 import { AppError } from '../app-error.ts'
 import type { Namespace } from '../namespace.ts'
@@ -119,7 +127,7 @@ export class ExecutionService {
   readonly #repository: ExecutionRepository
   readonly #storage: Storage
   readonly #pool: WarmPool<Slot> | undefined
-  readonly #languagePools: ReadonlyMap<Language, WarmPool<Slot>>
+  readonly #languagePools: ReadonlyMap<PreparedKind, WarmPool<Slot>>
   readonly #queue: RunQueue
   readonly #observer: ExecutionObserver | undefined
   readonly #options: ExecutionServiceOptions
@@ -134,7 +142,7 @@ export class ExecutionService {
     storage: Storage
     pool?: WarmPool<Slot> | undefined
     /** Pools of fast-path sandboxes made for one language other than python (bash). */
-    languagePools?: ReadonlyMap<Language, WarmPool<Slot>>
+    languagePools?: ReadonlyMap<PreparedKind, WarmPool<Slot>>
     queue: RunQueue
     observer?: ExecutionObserver | undefined
     options: ExecutionServiceOptions
@@ -207,11 +215,19 @@ export class ExecutionService {
     // and a label per spelling would let callers mint time series at will.
     const resolved = resolveLanguage(request.language)
     const language = resolved ?? request.language
-    const languagePool = resolved === undefined ? undefined : this.#languagePools.get(resolved)
+    // Python code that imports only the standard library takes a sandbox forked from the fork
+    // server with nothing preloaded, when there is a pool of those.
+    const kind: PreparedKind | undefined =
+      resolved === 'python' &&
+      this.#languagePools.has('python-stdlib') &&
+      this.#sandbox.fitsPrepared(runOptions, 'python-stdlib')
+        ? 'python-stdlib'
+        : resolved
+    const languagePool = kind === undefined ? undefined : this.#languagePools.get(kind)
     const pool = languagePool ?? this.#pool
     const usePool =
       pool !== undefined &&
-      this.#sandbox.fitsPrepared(runOptions, languagePool === undefined ? 'python' : resolved)
+      this.#sandbox.fitsPrepared(runOptions, languagePool === undefined ? 'python' : kind)
     const record = await this.#repository.create({
       id: crypto.randomUUID(),
       namespace,
