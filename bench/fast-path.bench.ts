@@ -361,19 +361,33 @@ function hutchPath(label: string, fastPath: boolean): BenchPath {
           ? warm.filter(({ pids }) => pids.some((pid) => pythonForkServerPids.has(parentOf(pid))))
           : warm
       ).map(({ pids }) => pids)
+      // Those of the python-stdlib fork server (nothing preloaded), reported beside them.
+      const stdlibForkServerPids = new Set(
+        forkServerCgroups
+          .filter(({ name }) => name.startsWith('run-forkserver-python-stdlib-'))
+          .flatMap(({ pids }) => pids),
+      )
+      const stdlibSlots = warm
+        .filter(({ pids }) => pids.some((pid) => stdlibForkServerPids.has(parentOf(pid))))
+        .map(({ pids }) => pids)
       const forkServers = forkServerCgroups.length
       const sum = (pids: number[], kb: (pid: number) => number) =>
         pids.reduce((total, pid) => total + kb(pid), 0)
-      const mean = (kb: (pid: number) => number) =>
-        slots.length > 0
-          ? mb(slots.reduce((total, pids) => total + sum(pids, kb), 0) / slots.length)
+      const meanOf = (of: number[][], kb: (pid: number) => number) =>
+        of.length > 0
+          ? mb(of.reduce((total, pids) => total + sum(pids, kb), 0) / of.length)
           : undefined
+      const mean = (kb: (pid: number) => number) => meanOf(slots, kb)
       const processes = slots.reduce((total, pids) => total + pids.length, 0)
+      const stdlibNote =
+        stdlibSlots.length === 0
+          ? ''
+          : `; python-stdlib pool: ${meanOf(stdlibSlots, pssKb)?.toFixed(1)} MB PSS, ${meanOf(stdlibSlots, privateKb)?.toFixed(1)} MB USS (mean of ${stdlibSlots.length})`
       return {
         sandboxNote:
           processes === 0
             ? 'no process (a workdir and a cgroup)'
-            : `${(processes / slots.length).toFixed(1)} processes each`,
+            : `${(processes / slots.length).toFixed(1)} processes each${stdlibNote}`,
         sandboxMb: mean(pssKb),
         sandboxPrivateMb: mean(privateKb),
         sandboxes: slots.length,
@@ -728,7 +742,7 @@ const report = [
   `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client.`,
-  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm python sandbox: the processes (its init and the program's) of each `run-*` cgroup under the server's cgroup parent after warm-up that the python fork server forked (the bash pool's and standby session kernels left out, the fork servers, `run-forkserver-*`, counted apart); PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
+  "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm python sandbox: the processes (its init and the program's) of each `run-*` cgroup under the server's cgroup parent after warm-up that the python fork server (the one with the libraries preloaded) forked; the python-stdlib pool's (nothing preloaded, for standard-library-only code) is given beside it, the bash pool's and standby session kernels are left out, the fork servers (`run-forkserver-*`) counted apart; PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
   '',
   ...workloads.flatMap(workloadTable),
   ...memoryTable(),
