@@ -37,28 +37,37 @@ export async function openRootDirectory(rootDir: string): Promise<FileHandle> {
   try {
     root = await open(rootDir, constants.O_RDONLY | constants.O_DIRECTORY)
   } catch (error) {
-    const code = errnoCode(error)
-    if (code === 'ENOENT') {
-      throw new SandboxError('file_not_found', 'directory does not exist', {}, { cause: error })
-    }
-    if (code === 'ENOTDIR' || code === 'ELOOP') {
-      throw new SandboxError('invalid_path', 'not a directory', {}, { cause: error })
-    }
-    throw error
+    throw rootOpenFailure(error)
   }
   try {
     const [viaDescriptor, direct] = await Promise.all([stat(descriptorPath(root)), root.stat()])
     if (!sameFile(viaDescriptor, direct)) throw new Error('/proc/self/fd names another file')
   } catch (error) {
     await root.close()
-    throw new SandboxError(
-      'backend_unavailable',
-      'safe file I/O needs /proc mounted with /proc/self/fd readable',
-      {},
-      { cause: error },
-    )
+    throw procFdUnavailable(error)
   }
   return root
+}
+
+/** What opening a root directory that failed with `error` reports. */
+function rootOpenFailure(error: unknown): unknown {
+  const code = errnoCode(error)
+  if (code === 'ENOENT') {
+    return new SandboxError('file_not_found', 'directory does not exist', {}, { cause: error })
+  }
+  if (code === 'ENOTDIR' || code === 'ELOOP') {
+    return new SandboxError('invalid_path', 'not a directory', {}, { cause: error })
+  }
+  return error
+}
+
+function procFdUnavailable(error: unknown): SandboxError {
+  return new SandboxError(
+    'backend_unavailable',
+    'safe file I/O needs /proc mounted with /proc/self/fd readable',
+    {},
+    { cause: error },
+  )
 }
 
 /**
@@ -70,14 +79,7 @@ export function openRootDirectorySync(rootDir: string): number {
   try {
     root = fs.openSync(rootDir, constants.O_RDONLY | constants.O_DIRECTORY)
   } catch (error) {
-    const code = errnoCode(error)
-    if (code === 'ENOENT') {
-      throw new SandboxError('file_not_found', 'directory does not exist', {}, { cause: error })
-    }
-    if (code === 'ENOTDIR' || code === 'ELOOP') {
-      throw new SandboxError('invalid_path', 'not a directory', {}, { cause: error })
-    }
-    throw error
+    throw rootOpenFailure(error)
   }
   try {
     if (!sameFile(fs.statSync(descriptorPath(root)), fs.fstatSync(root))) {
@@ -85,12 +87,7 @@ export function openRootDirectorySync(rootDir: string): number {
     }
   } catch (error) {
     fs.closeSync(root)
-    throw new SandboxError(
-      'backend_unavailable',
-      'safe file I/O needs /proc mounted with /proc/self/fd readable',
-      {},
-      { cause: error },
-    )
+    throw procFdUnavailable(error)
   }
   return root
 }

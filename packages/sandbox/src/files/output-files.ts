@@ -231,7 +231,7 @@ export async function collectOutputFiles(
         continue
       }
       const file = collectedFile(path, digest)
-      await deliverBytes(content, file, options)
+      await deliver(content, file, options)
       files.push(file)
       totalBytes += file.size
       continue
@@ -249,7 +249,7 @@ export async function collectOutputFiles(
         continue
       }
       const file = collectedFile(path, digest)
-      await deliver(handle, file, options)
+      await deliver({ handle, size: file.size }, file, options)
       files.push(file)
       totalBytes += file.size
     } finally {
@@ -270,13 +270,17 @@ function collectedFile(path: string, digest: FileDigest): CollectedFile {
   }
 }
 
+/** A file's content as a fresh stream for each use: an open file's, or bytes read whole. */
+type ContentSource = Buffer | { readonly handle: FileHandle; readonly size: number }
+
+/** Copies a file to `destDir` and hands it to `sink`, as asked; each reads it from its start. */
 async function deliver(
-  handle: FileHandle,
+  source: ContentSource,
   file: CollectedFile,
   { destDir, sink }: CollectOutputOptions,
 ): Promise<void> {
   if (destDir !== undefined) {
-    const written = await withContent(handle, file.size, (content) =>
+    const written = await withContent(source, (content) =>
       writeFileInto(destDir, file.path, content, { overwrite: true }),
     )
     if (written.sha256 !== file.sha256) {
@@ -285,41 +289,20 @@ async function deliver(
       })
     }
   }
-  if (sink !== undefined)
-    await withContent(handle, file.size, (content) => sink({ ...file, content }))
+  if (sink !== undefined) await withContent(source, (content) => sink({ ...file, content }))
 }
 
-/** `deliver` for a file read whole. */
-async function deliverBytes(
-  content: Buffer,
-  file: CollectedFile,
-  { destDir, sink }: CollectOutputOptions,
-): Promise<void> {
-  if (destDir !== undefined) {
-    const written = await writeFileInto(destDir, file.path, content, { overwrite: true })
-    if (written.sha256 !== file.sha256) {
-      throw new SandboxError('internal', 'output file changed while being copied', {
-        path: file.path,
-      })
-    }
-  }
-  if (sink !== undefined) {
-    const stream = Readable.from([content], { objectMode: false })
-    try {
-      await sink({ ...file, content: stream })
-    } finally {
-      stream.destroy()
-    }
-  }
-}
-
-/** Streams the file from its start, never past `size` bytes, the size that passed the caps. */
+/**
+ * Streams the content from its start; an open file never past `size` bytes, the size that
+ * passed the caps.
+ */
 async function withContent<T>(
-  handle: FileHandle,
-  size: number,
+  source: ContentSource,
   use: (content: Readable) => Promise<T>,
 ): Promise<T> {
-  const content = fileContent(handle, size)
+  const content = Buffer.isBuffer(source)
+    ? Readable.from([source], { objectMode: false })
+    : fileContent(source.handle, source.size)
   try {
     return await use(content)
   } finally {
