@@ -70,7 +70,16 @@ interface ForkServerConfig {
   maxServerAgeMs: number
   serverMemoryBytes: number
   preload: readonly string[]
+  /**
+   * The niceness fork servers and the sandboxes they prepare run at: their preparing and their
+   * teardown give way to the runs under way. A run's process is set back to 0 when its request
+   * goes out, which only root may do: 0 (no change) otherwise.
+   */
+  preparingNiceness: number
 }
+
+/** Niceness of a finished run's processes while they are killed and torn down. */
+const teardownNiceness = 19
 
 /** Largest data frame of an input file sent to a child. */
 const maxFrameBytes = 1024 * 1024
@@ -231,6 +240,7 @@ export class ForkServerBackend {
       maxRunsPerServer: options.maxRunsPerServer ?? 5000,
       maxServerAgeMs: options.maxServerAgeMs ?? 10 * 60_000,
       serverMemoryBytes: options.serverMemoryBytes ?? 1024 ** 3,
+      preparingNiceness: asRoot ? 10 : 0,
       preload: options.preload ?? defaultPreload,
     })
     return new ForkServerBackend(config, options, detected.manager, uids, logger)
@@ -395,6 +405,7 @@ export class ForkServerBackend {
         env: this.#options.env,
         seccomp: { none, loopback },
         preload: this.#config.preload,
+        niceness: this.#config.preparingNiceness,
         initPath,
         logger: this.#logger,
       })
@@ -610,6 +621,8 @@ class ForkSlot implements Slot {
     )
     const header = Buffer.alloc(4)
     header.writeUInt32BE(request.length)
+    // Prepared at low priority: the run itself gets its full share.
+    if (config.preparingNiceness !== 0) setNiceness(child.programHostPid, 0)
     child.stdin.on('error', () => {})
     child.stdin.write(Buffer.concat([header, request]))
     if (spec.stdin !== undefined) child.stdin.write(spec.stdin)
@@ -685,6 +698,9 @@ class ForkSlot implements Slot {
   async release(): Promise<void> {
     if (this.#state === 'released') return
     this.#state = 'released'
+    // A forked interpreter's teardown takes milliseconds of CPU: it gives way to the runs under
+    // way (it is done either way before the slot's cgroup is gone).
+    for (const pid of this.#child.hostPids) setNiceness(pid, teardownNiceness)
     try {
       await this.#cgroup.destroy()
       await this.#child.exited
@@ -699,5 +715,14 @@ class ForkSlot implements Slot {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release()
+  }
+}
+
+/** Sets a process's niceness; one already gone is left alone. */
+function setNiceness(pid: number, niceness: number): void {
+  try {
+    os.setPriority(pid, niceness)
+  } catch {
+    // Gone meanwhile: nothing to do.
   }
 }
