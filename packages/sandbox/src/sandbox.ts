@@ -129,7 +129,7 @@ export interface SandboxOptions {
 export interface FastPathOptions {
   /** Python modules a fork server imports before forking; default numpy, pandas, matplotlib.pyplot. */
   preload?: readonly string[]
-  /** A fork server is replaced after this many sandboxes; default 500. */
+  /** A fork server is replaced after this many sandboxes; default 5000. */
   maxRunsPerServer?: number
   /** ... or after this long, milliseconds; default 10 minutes. */
   maxServerAgeMs?: number
