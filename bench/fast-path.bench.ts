@@ -131,18 +131,19 @@ function percentile(samples: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN
 }
 
-/** Runs `total` calls of `once`, `concurrency` at a time, after one warm-up call. */
+/** Runs `total` calls of `once`, `concurrency` at a time, after `warmUp` calls one at a time. */
 async function load(
   once: () => Promise<void>,
   total: number,
   concurrency: number,
+  warmUp = 1,
 ): Promise<{
   samples: number[]
   perSecond: number
   cpuMsPerRun: number
   benchCpuMsPerRun: number
 }> {
-  await once()
+  for (let run = 0; run < warmUp; run++) await once()
   const samples: number[] = []
   let next = 0
   const cpuBefore = busyCpuMs()
@@ -564,7 +565,9 @@ async function measure(benchPath: BenchPath, workload: Workload): Promise<Figure
   const once = () => benchPath.execute(workload)
   try {
     benchPath.takeTimings?.()
-    const c1 = await load(once, c1Runs, 1)
+    // Every path's server and client are long-lived: the c1 figures are taken once both are
+    // warm (JIT, caches), after as many untimed runs as a quarter of the timed ones, at least 5.
+    const c1 = await load(once, c1Runs, 1, Math.max(5, Math.ceil(c1Runs / 4)))
     const c1Timings = benchPath.takeTimings?.()
     if (c1Timings !== undefined) {
       const byLabel = breakdowns.get(benchPath.label) ?? new Map<string, Timings[]>()
@@ -739,7 +742,7 @@ const report = [
   '## Fast path side by side',
   '',
   `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? ''}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, /usr/bin/python3, bwrap, ${onPath('runsc') ? 'runsc (gVisor 20221219, default ptrace platform, --network=none --ignore-cgroups)' : 'runsc not installed'}. Every path over HTTP on loopback; all servers up at once, one measured at a time, the paths taken in turn for each workload (each server, hutch's too, a child process of the bench).`,
-  `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); one warm-up run before each. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
+  `Runs: print and echo ${runs} at c1 and ${runs * 5} at c4 and at c16; pandas and matplotlib ${heavyRuns} at c1 and ${runs} at c4 and at c16; a quarter of that for runsc (too slow for all in ~10 minutes); before the c1 runs a quarter as many untimed (at least 5), one before each other. Load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${loadAverage()}: other work on the machine weighs on every figure.`,
   "In parentheses: the figure divided by hutch (fast path on)'s (latency and CPU: higher is worse; runs/s: higher is better).",
   `CPU ms/run: the whole machine's busy time (/proc/stat user+nice+system+irq+softirq jiffies) before and after the c4 runs, divided by the runs; it includes the load generator, the server and anything else the machine did meanwhile. Of which the bench process: its own CPU time (process.cpuUsage) over the same runs, the load generator's HTTP client.`,
   "hutch: warm pool 4-16, 16 concurrent runs, no rate limit. PSS per idle warm python sandbox: the processes (its init and the program's) of each `run-*` cgroup under the server's cgroup parent after warm-up that the python fork server (the one with the libraries preloaded) forked; the python-stdlib pool's (nothing preloaded, for standard-library-only code) is given beside it, the bash pool's and standby session kernels are left out, the fork servers (`run-forkserver-*`) counted apart; PSS splits the pages the sandboxes share with their fork server among them all, USS is what one more sandbox costs; the baselines keep no sandbox warm, so their servers' own PSS is shown instead.",
