@@ -1,18 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Sandbox } from '@hutch/sandbox'
-import { silentLogger } from '@hutch/sandbox'
 import { closeTestSandboxes, testSandbox } from '../../../../test/support/sandbox.ts'
-import { createDatabase } from '../db/database.ts'
-import type { Database } from '../db/database.ts'
+import type { SessionServiceBed } from '../../../../test/support/session-service.ts'
+import { sessionServiceBed } from '../../../../test/support/session-service.ts'
 import { namespaceOf } from '../namespace.ts'
-import { LocalStorage } from '../storage/local-storage.ts'
-import { SessionRepository } from './session-repository.ts'
 import type { SessionServiceOptions } from './session-service.ts'
-import { SessionService } from './session-service.ts'
-import { SessionStateStore } from './session-state-store.ts'
+import type { SessionService } from './session-service.ts'
 
 const alice = namespaceOf('alice', 'chat-1')
 const bob = namespaceOf('bob', 'chat-1')
@@ -24,11 +17,7 @@ const fromStandby = `import sys\nprint('${marker}' in sys.modules, '${marker}' i
 // Real kernels in real sandboxes, a real SQLite database and real local storage.
 describe('SessionService with a standby of kernels', () => {
   let sandbox: Sandbox
-  let directory: string
-  let database: Database
-  let stateStorage: LocalStorage
-  let files: LocalStorage
-  let service: SessionService | undefined
+  let bed: SessionServiceBed
 
   beforeAll(async () => {
     sandbox = await testSandbox()
@@ -36,35 +25,19 @@ describe('SessionService with a standby of kernels', () => {
   afterAll(async () => {
     await closeTestSandboxes()
   })
+  beforeEach(async () => {
+    bed = await sessionServiceBed(sandbox)
+  })
+  afterEach(async () => {
+    await bed.close()
+  })
 
+  /** A service whose standby keeps `size` kernels with the marker module preloaded. */
   function build(options: Partial<SessionServiceOptions> = {}, size = 1): SessionService {
-    service = new SessionService({
-      openKernel: (kernelOptions) => sandbox.openKernel(kernelOptions),
-      repository: new SessionRepository(database),
-      states: new SessionStateStore(stateStorage, {
-        maxStateBytes: 64 * 1024 ** 2,
-        maxFileBytes: 64 * 1024 ** 2,
-      }),
-      storage: files,
-      logger: silentLogger,
-      options: {
-        defaultWarmAfterMs: 600_000,
-        maxWarmAfterMs: 600_000,
-        defaultColdAfterMs: 600_000,
-        maxColdAfterMs: 600_000,
-        maxHotSessions: 8,
-        maxWarmSessions: 8,
-        maxSessionsPerNamespace: 4,
-        maxOutputFileBytes: 1024 ** 2,
-        fileUrl: (_namespace, filePath) => `/v1/files/${filePath}`,
-        ...options,
-      },
-      standby: {
-        size,
-        preload: [marker],
-        resolveLimits: (requested) => sandbox.resolveLimits(requested),
-      },
-    })
+    const service = bed.build(
+      { maxSessionsPerNamespace: 4, ...options },
+      { size, preload: [marker] },
+    )
     service.start()
     return service
   }
@@ -79,19 +52,6 @@ describe('SessionService with a standby of kernels', () => {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
   }
-
-  beforeEach(async () => {
-    directory = await mkdtemp(path.join(os.tmpdir(), 'hutch-standby-'))
-    database = await createDatabase({ url: path.join(directory, 'hutch.db') })
-    files = new LocalStorage(path.join(directory, 'files'))
-    stateStorage = new LocalStorage(path.join(directory, 'session-state'))
-  })
-  afterEach(async () => {
-    await service?.close('test ended', 0)
-    service = undefined
-    await database.close()
-    await rm(directory, { recursive: true, force: true })
-  })
 
   it('gives each new session a kernel of its own, used once, and starts another', async () => {
     const sessions = build()

@@ -1,18 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Sandbox } from '@hutch/sandbox'
-import { silentLogger } from '@hutch/sandbox'
 import { closeTestSandboxes, testSandbox } from '../../../../test/support/sandbox.ts'
-import { createDatabase } from '../db/database.ts'
-import type { Database } from '../db/database.ts'
+import type { SessionServiceBed } from '../../../../test/support/session-service.ts'
+import { sessionServiceBed } from '../../../../test/support/session-service.ts'
+import type { LocalStorage } from '../storage/local-storage.ts'
 import { namespaceOf } from '../namespace.ts'
-import { LocalStorage } from '../storage/local-storage.ts'
+import type { SessionService, SessionServiceOptions } from './session-service.ts'
 import { SessionRepository } from './session-repository.ts'
-import type { SessionServiceOptions } from './session-service.ts'
-import { SessionService } from './session-service.ts'
-import { maxLostNames, SessionStateStore } from './session-state-store.ts'
+import { maxLostNames } from './session-state-store.ts'
 
 const alice = namespaceOf('alice', 'chat-1')
 const bob = namespaceOf('bob', 'chat-1')
@@ -20,8 +15,7 @@ const bob = namespaceOf('bob', 'chat-1')
 // Real kernels in real sandboxes, a real SQLite database and real local storage.
 describe('SessionService', () => {
   let sandbox: Sandbox
-  let directory: string
-  let database: Database
+  let bed: SessionServiceBed
   let files: LocalStorage
   let stateStorage: LocalStorage
   let service: SessionService
@@ -33,42 +27,15 @@ describe('SessionService', () => {
     await closeTestSandboxes()
   })
 
-  function build(options: Partial<SessionServiceOptions> = {}): SessionService {
-    return new SessionService({
-      openKernel: (kernelOptions) => sandbox.openKernel(kernelOptions),
-      repository: new SessionRepository(database),
-      states: new SessionStateStore(stateStorage, {
-        maxStateBytes: 64 * 1024 ** 2,
-        maxFileBytes: 64 * 1024 ** 2,
-      }),
-      storage: files,
-      logger: silentLogger,
-      options: {
-        defaultWarmAfterMs: 600_000,
-        maxWarmAfterMs: 600_000,
-        defaultColdAfterMs: 600_000,
-        maxColdAfterMs: 600_000,
-        maxHotSessions: 8,
-        maxWarmSessions: 8,
-        maxSessionsPerNamespace: 3,
-        maxOutputFileBytes: 1024 ** 2,
-        fileUrl: (_namespace, filePath) => `/v1/files/${filePath}`,
-        ...options,
-      },
-    })
-  }
+  const build = (options: Partial<SessionServiceOptions> = {}): SessionService => bed.build(options)
 
   beforeEach(async () => {
-    directory = await mkdtemp(path.join(os.tmpdir(), 'hutch-sessions-'))
-    database = await createDatabase({ url: path.join(directory, 'hutch.db') })
-    files = new LocalStorage(path.join(directory, 'files'))
-    stateStorage = new LocalStorage(path.join(directory, 'session-state'))
+    bed = await sessionServiceBed(sandbox)
+    ;({ files, stateStorage } = bed)
     service = build()
   })
   afterEach(async () => {
-    await service.close('test ended', 0)
-    await database.close()
-    await rm(directory, { recursive: true, force: true })
+    await bed.close()
   })
 
   it('saves to COLD apart from the tenant files, one generation at a time, and restores', async () => {
@@ -176,6 +143,8 @@ describe('SessionService', () => {
     // Cells that ended together share one record write: the latest count is what is read back,
     // here and by a new service from the database.
     expect((await service.get(alice, session.id)).executionCount).toBe(6)
-    expect((await new SessionRepository(database).get(alice, session.id))?.executionCount).toBe(6)
+    expect((await new SessionRepository(bed.database).get(alice, session.id))?.executionCount).toBe(
+      6,
+    )
   })
 })
