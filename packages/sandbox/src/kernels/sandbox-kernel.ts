@@ -94,8 +94,8 @@ interface Waiter {
 export class SandboxKernel implements Kernel {
   readonly id: string
   readonly language: KernelLanguage
+  /** What it runs with; its limits change once, when it is adopted. */
   #setup: KernelSetup
-  #limits: Readonly<Limits>
   /** No cell has run, no state was restored and nobody adopted it yet. */
   #fresh = true
   #preloaded: KernelPreload | undefined
@@ -134,10 +134,9 @@ export class SandboxKernel implements Kernel {
       throw new SandboxError('backend_unavailable', 'this backend cannot run kernels')
     }
     this.#slot = slot as KernelSlot
-    this.#setup = setup
+    this.#setup = { ...setup, limits: Object.freeze({ ...setup.limits }) }
     this.id = setup.id
     this.language = setup.language
-    this.#limits = Object.freeze({ ...setup.limits })
   }
 
   /**
@@ -169,7 +168,7 @@ export class SandboxKernel implements Kernel {
   }
 
   get limits(): Readonly<Limits> {
-    return this.#limits
+    return this.#setup.limits
   }
 
   get state(): 'running' | 'frozen' | 'closed' {
@@ -194,7 +193,7 @@ export class SandboxKernel implements Kernel {
         )
       }
       const limits = options.limits
-      if (limits !== undefined && !kernelLimitsFit(this.#limits, limits)) {
+      if (limits !== undefined && !kernelLimitsFit(this.#setup.limits, limits)) {
         throw new SandboxError(
           'invalid_request',
           `kernel ${this.id} started with other memory, pids, disk, open files or file size limits`,
@@ -208,11 +207,11 @@ export class SandboxKernel implements Kernel {
       this.#nextSnapshot = undefined
       if (this.#state === 'frozen') await this.thaw()
       if (limits !== undefined) {
-        this.#limits = Object.freeze({ ...limits })
+        const adopted = Object.freeze({ ...limits })
         this.#setup = {
           ...this.#setup,
-          limits: this.#limits,
-          policy: { ...this.#setup.policy, limits: this.#limits },
+          limits: adopted,
+          policy: { ...this.#setup.policy, limits: adopted },
         }
       }
       await writeInputFiles(this.#slot, options.files ?? [])
