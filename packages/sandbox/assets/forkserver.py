@@ -47,10 +47,6 @@ SOCKET_DIR = os.path.dirname(SOCKET_PATH)
 WORKDIR = CONFIG.get("workdir", "/work")
 SANDBOX_UID = CONFIG.get("uid", 1000)
 INIT_PATH = CONFIG["init"]
-SECCOMP = {}
-for _network, _path in CONFIG.get("seccomp", {}).items():
-    with open(_path, "rb") as _file:
-        SECCOMP[_network] = _file.read()
 # Files each child sees read-only in its fresh /tmp (the matplotlib font cache): where each goes,
 # and a copy of it in this sandbox that children bind (bubblewrap's --ro-bind-data gives us an
 # unlinked file, which cannot be the source of a bind mount).
@@ -88,7 +84,6 @@ PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 SIOCGIFFLAGS = 0x8913
@@ -155,7 +150,11 @@ class SockFprog(ctypes.Structure):
 LAST_CAP = int(open("/proc/sys/kernel/cap_last_cap").read())
 CAP_HEADER = CapHeader(0x20080522, 0)
 NO_CAPS = (CapData * 2)()
-SECCOMP_BUFFERS = {network: ctypes.create_string_buffer(program, len(program)) for network, program in SECCOMP.items()}
+SECCOMP_BUFFERS = {}
+for _network, _path in CONFIG.get("seccomp", {}).items():
+    with open(_path, "rb") as _file:
+        _program = _file.read()
+    SECCOMP_BUFFERS[_network] = ctypes.create_string_buffer(_program, len(_program))
 SECCOMP_PROGRAMS = {
     network: SockFprog(len(buffer) // 8, ctypes.cast(buffer, ctypes.c_void_p))
     for network, buffer in SECCOMP_BUFFERS.items()
