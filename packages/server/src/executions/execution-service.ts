@@ -217,17 +217,20 @@ export class ExecutionService {
     const language = resolved ?? request.language
     // Python code that imports only the standard library takes a sandbox forked from the fork
     // server with nothing preloaded, when there is a pool of those.
-    const kind: PreparedKind | undefined =
-      resolved === 'python' &&
-      this.#languagePools.has('python-stdlib') &&
-      this.#sandbox.fitsPrepared(runOptions, 'python-stdlib')
-        ? 'python-stdlib'
-        : resolved
-    const languagePool = kind === undefined ? undefined : this.#languagePools.get(kind)
+    const stdlibPool = resolved === 'python' ? this.#languagePools.get('python-stdlib') : undefined
+    const stdlib =
+      stdlibPool !== undefined && this.#sandbox.fitsPrepared(runOptions, 'python-stdlib')
+    const languagePool = stdlib
+      ? stdlibPool
+      : resolved === undefined
+        ? undefined
+        : this.#languagePools.get(resolved)
     const pool = languagePool ?? this.#pool
+    // Asked once: what fits python-stdlib's pool was asked above.
     const usePool =
-      pool !== undefined &&
-      this.#sandbox.fitsPrepared(runOptions, languagePool === undefined ? 'python' : kind)
+      stdlib ||
+      (pool !== undefined &&
+        this.#sandbox.fitsPrepared(runOptions, languagePool === undefined ? 'python' : resolved))
     const record = await this.#repository.create({
       id: crypto.randomUUID(),
       namespace,
