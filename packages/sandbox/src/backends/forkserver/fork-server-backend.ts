@@ -622,7 +622,7 @@ class ForkSlot implements Slot {
     const header = Buffer.alloc(4)
     header.writeUInt32BE(request.length)
     // Prepared at low priority: the run itself gets its full share.
-    if (config.preparingNiceness !== 0) setNiceness(child.programHostPid, 0)
+    if (config.preparingNiceness !== 0) await this.#renice(0)
     child.stdin.on('error', () => {})
     child.stdin.write(Buffer.concat([header, request]))
     if (spec.stdin !== undefined) child.stdin.write(spec.stdin)
@@ -695,12 +695,20 @@ class ForkSlot implements Slot {
     )
   }
 
+  /**
+   * Sets the niceness of the run's processes, found in its cgroup: a pid the slot once knew may
+   * have been reaped and reused by another process of the host since.
+   */
+  async #renice(niceness: number): Promise<void> {
+    for (const pid of await this.#cgroup.pids()) setNiceness(pid, niceness)
+  }
+
   async release(): Promise<void> {
     if (this.#state === 'released') return
     this.#state = 'released'
     // A forked interpreter's teardown takes milliseconds of CPU: it gives way to the runs under
     // way (it is done either way before the slot's cgroup is gone).
-    for (const pid of this.#child.hostPids) setNiceness(pid, teardownNiceness)
+    await this.#renice(teardownNiceness).catch(() => {})
     try {
       await this.#cgroup.destroy()
       await this.#child.exited
