@@ -94,28 +94,20 @@ function mayWait(file: string, value: string): boolean {
  * Writes one value to a cgroup file in a single write, without O_CREAT or O_TRUNC (cgroup files
  * exist or the controller is missing; some are write-only).
  *
- * Synchronously but for what `mayWait`, as `readCgroupFile` reads: a limit's file is the
- * kernel's, not a disk's, and takes ~15 µs, where open, write and close through the thread pool
- * cost the event loop ~0.3 ms.
+ * Synchronously, as `readCgroupFile` reads (a cgroup file is the kernel's, not a disk's: ~15 µs,
+ * where open, write and close through the thread pool cost the event loop ~0.3 ms), but for a
+ * write that `mayWait`: that one crosses the thread pool, once.
  */
 export async function writeCgroupFile(dir: string, file: string, value: string): Promise<void> {
-  const flags = constants.O_WRONLY | constants.O_NOFOLLOW
-  if (mayWait(file, value)) {
-    // Only the write waits: opening and closing stay synchronous (microseconds), so the thread
-    // pool is crossed once, not three times.
-    const fd = fs.openSync(path.join(dir, file), flags)
-    try {
+  const fd = fs.openSync(path.join(dir, file), constants.O_WRONLY | constants.O_NOFOLLOW)
+  try {
+    if (mayWait(file, value)) {
       await new Promise<void>((resolve, reject) => {
         fs.write(fd, value, (error) => (error === null ? resolve() : reject(error)))
       })
-    } finally {
-      fs.closeSync(fd)
+    } else {
+      fs.writeSync(fd, value)
     }
-    return
-  }
-  const fd = fs.openSync(path.join(dir, file), flags)
-  try {
-    fs.writeSync(fd, value)
   } finally {
     fs.closeSync(fd)
   }
