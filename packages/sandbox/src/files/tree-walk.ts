@@ -66,17 +66,17 @@ export interface WalkedSkip {
 interface EntryBudget {
   entriesLeft: number
   exhausted: boolean
-  /** Entries examined since the walk last let the event loop run. */
+  /** Steps taken since the walk last let the event loop run. */
   sinceYield: number
 }
 
 /**
- * Entries a walk examines between two turns of the event loop. Its directory work (listing,
- * lstat, opening directories) is synchronous: on the tmpfs or local disk of a workdir each call
- * takes microseconds, where one through libuv's thread pool costs the event loop ~0.1 ms; this
- * bounds how long a huge tree holds the loop at a time.
+ * Steps a walk takes between two turns of the event loop, a step being an entry listed or an
+ * entry examined. Its directory work (listing, lstat, opening directories) is synchronous: on the
+ * tmpfs or local disk of a workdir each call takes microseconds, where one through libuv's thread
+ * pool costs the event loop ~0.1 ms; this bounds how long a huge tree holds the loop at a time.
  */
-const entriesPerTurn = 256
+const stepsPerTurn = 256
 
 /**
  * Walks a workdir depth first, in byte order of names, without ever following a link: yields every
@@ -96,9 +96,9 @@ export async function* walkTree(
   }
 }
 
-/** Lets the event loop run once every `entriesPerTurn` entries. */
+/** Lets the event loop run once every `stepsPerTurn` steps. */
 async function pace(budget: EntryBudget): Promise<void> {
-  if (++budget.sinceYield < entriesPerTurn) return
+  if (++budget.sinceYield < stepsPerTurn) return
   budget.sinceYield = 0
   await new Promise((resolve) => setImmediate(resolve))
 }
