@@ -18,7 +18,10 @@ export const cgroupNamePattern = /^[A-Za-z0-9_-]{1,64}$/
 /** The prefix of every run's cgroup directory; `removeOrphans` only ever touches these. */
 export const runCgroupPrefix = 'run-'
 
-/** The CFS period every CPU quota is expressed in. */
+/**
+ * The CFS period every CPU quota is expressed in: the kernel's default, the period every new cgroup
+ * v1 cpu directory starts with (so that one is never written).
+ */
 export const cpuPeriodUs = 100_000
 
 /** How long `killAll` keeps trying before it gives up, unless the caller says otherwise. */

@@ -290,6 +290,20 @@ while True:
       })
     })
 
+    it.skipIf(version !== 'v1')(
+      'lets no run swap: its memory cgroup starts with swappiness 0',
+      async () => {
+        await withRun(cgroups, 'swappiness', roomyLimits, async (run) => {
+          const memory = run.directories.filter((dir) =>
+            existsSync(path.join(dir, 'memory.swappiness')),
+          )
+          expect(memory).toHaveLength(1)
+          const swappiness = await fsp.readFile(path.join(memory[0] ?? '', 'memory.swappiness'))
+          expect(swappiness.toString().trim()).toBe('0')
+        })
+      },
+    )
+
     it('counts CPU time and holds a burner to its quota', async () => {
       const measureCores = async (run: RunCgroup, windowMs: number): Promise<number> => {
         const before = await run.stats()

@@ -9,7 +9,6 @@ import {
   assertLimits,
   assertPid,
   cgroupFileExists,
-  cpuPeriodUs,
   cpuQuotaUs,
   destroyEach,
   ensureDir,
@@ -219,13 +218,20 @@ export class V1CgroupManager implements CgroupManager {
   readonly #parents: V1Directories
   readonly #config: CgroupManagerConfig
   readonly #swapLimited: boolean
+  /** Whether the memory parent's swappiness is 0, which every run's cgroup then starts with. */
+  readonly #swappinessInherited: boolean
   readonly #liveRuns = new Set<string>()
 
-  constructor(parents: V1Directories, config: CgroupManagerConfig, swapLimited: boolean) {
+  constructor(
+    parents: V1Directories,
+    config: CgroupManagerConfig,
+    swap: { limited: boolean; inheritedSwappiness: boolean },
+  ) {
     this.#parents = parents
     this.parentDirectories = distinctDirectories(parents)
     this.#config = config
-    this.#swapLimited = swapLimited
+    this.#swapLimited = swap.limited
+    this.#swappinessInherited = swap.inheritedSwappiness
   }
 
   async create(runId: string, limits: CgroupLimits): Promise<RunCgroup> {
@@ -245,9 +251,12 @@ export class V1CgroupManager implements CgroupManager {
       if (this.#swapLimited) {
         await writeCgroupFile(dirs.memory, 'memory.memsw.limit_in_bytes', memoryBytes)
       }
-      await writeCgroupFile(dirs.memory, 'memory.swappiness', '0')
+      // A new memory cgroup takes its parent's swappiness: the parent's is 0 when hutch could
+      // set it, and the period is the kernel's default (`cpuPeriodUs`) in every new cgroup.
+      if (!this.#swappinessInherited) {
+        await writeCgroupFile(dirs.memory, 'memory.swappiness', '0')
+      }
       await writeCgroupFile(dirs.pids, 'pids.max', String(limits.pids))
-      await writeCgroupFile(dirs.cpu, 'cpu.cfs_period_us', String(cpuPeriodUs))
       await writeCgroupFile(dirs.cpu, 'cpu.cfs_quota_us', String(cpuQuotaUs(limits.cpuQuotaCores)))
     } catch (error) {
       for (const dir of created) await removeCgroupDir(dir, 0).catch(() => {})
@@ -323,7 +332,16 @@ export async function openV1Cgroups(
       'swap is on but the kernel does not account it (boot with swapaccount=1): runs may swap',
     )
   }
-  const manager = new V1CgroupManager(dirs, config, swapLimited)
+  // Set once on the parent rather than on each run's cgroup: a new memory cgroup takes its
+  // parent's swappiness. A parent hutch may not change keeps the write per run.
+  const inheritedSwappiness = await writeCgroupFile(dirs.memory, 'memory.swappiness', '0').then(
+    () => true,
+    () => false,
+  )
+  const manager = new V1CgroupManager(dirs, config, {
+    limited: swapLimited,
+    inheritedSwappiness,
+  })
   config.logger.info(
     { version: 'v1', parentDirectories: manager.parentDirectories, swapLimited },
     'cgroups ready',
