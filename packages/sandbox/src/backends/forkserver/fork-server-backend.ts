@@ -621,8 +621,12 @@ class ForkSlot implements Slot {
     )
     const header = Buffer.alloc(4)
     header.writeUInt32BE(request.length)
-    // Prepared at low priority: the run itself gets its full share.
-    if (config.preparingNiceness !== 0) await this.#renice(0)
+    // Prepared at low priority: the run itself gets its full share. The init only waits; the
+    // program's process, before its request, is the one to set, and the fork server has not
+    // said it reaped it.
+    if (config.preparingNiceness !== 0 && !this.#childGone) {
+      setNiceness(this.#child.programHostPid, 0)
+    }
     child.stdin.on('error', () => {})
     child.stdin.write(Buffer.concat([header, request]))
     if (spec.stdin !== undefined) child.stdin.write(spec.stdin)
