@@ -363,7 +363,11 @@ export class SandboxKernel implements Kernel {
           typeof fields['id'] === 'string' &&
           this.#waiters.has(fields['id']),
       },
-      (event) => this.#onEvent(started, event),
+      // Handled once the loop has read every descriptor that was ready with it: the interpreter
+      // flushes its stdout and stderr pipes before it writes a display or a cell's end on the
+      // control pipe, but one wake-up of the loop may find all three ready and read the control
+      // pipe first. A turn later the output that came before is in, and events keep their order.
+      (event) => setImmediate(() => this.#onEvent(started, event)),
     )
     void started.exited.then((exit) => this.#onExit(started, exit))
     try {
