@@ -13,6 +13,7 @@ import { cgroupFileExists, isErrno, readCgroupFile } from './cgroup-files.ts'
 import { findV2Hierarchy, parseMountInfo, parseProcCgroup } from './cgroup-mounts.ts'
 import type { CgroupLimits, CgroupManager, RunCgroup } from './cgroups.ts'
 import { detectCgroups } from './cgroups.ts'
+import { frozenAnchorName } from './v1-cgroup-manager.ts'
 import { openV2Cgroups, V2RunCgroup } from './v2-cgroup-manager.ts'
 
 const mib = 1024 * 1024
@@ -301,6 +302,26 @@ while True:
           const swappiness = await fsp.readFile(path.join(memory[0] ?? '', 'memory.swappiness'))
           expect(swappiness.toString().trim()).toBe('0')
         })
+      },
+    )
+
+    it.skipIf(version !== 'v1')(
+      'keeps an empty cgroup frozen beside its freezer parent, which no removal touches',
+      async () => {
+        const freezerParent = cgroups.parentDirectories.find((dir) =>
+          existsSync(path.join(dir, 'freezer.state')),
+        )
+        const anchor = path.join(path.dirname(freezerParent ?? ''), frozenAnchorName)
+        // Gone (thawed first, as anyone removing it would), a manager's start makes it again.
+        await fsp.writeFile(path.join(anchor, 'freezer.state'), 'THAWED').catch(() => {})
+        await fsp.rmdir(anchor).catch(() => {})
+        expect(existsSync(anchor)).toBe(false)
+        const restarted = await detectCgroups({ parentName })
+        if (!restarted.ok) throw new Error(restarted.reason)
+        expect((await readCgroupFile(anchor, 'freezer.state')).trim()).toBe('FROZEN')
+        expect((await readCgroupFile(anchor, 'cgroup.procs')).trim()).toBe('')
+        await cgroups.removeOrphans()
+        expect(existsSync(anchor)).toBe(true)
       },
     )
 
