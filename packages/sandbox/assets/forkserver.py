@@ -596,9 +596,6 @@ def spawn(spec, own_pid_ns, children, inits, ready):
 
 
 def main():
-    # Preparing sandboxes gives way to the runs under way; the server sets each run's process back
-    # to 0 when its request goes out.
-    os.nice(CONFIG.get("niceness", 0))
     preload()
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY)
     wake_read, wake_write = os.pipe()

@@ -70,12 +70,6 @@ interface ForkServerConfig {
   maxServerAgeMs: number
   serverMemoryBytes: number
   preload: readonly string[]
-  /**
-   * The niceness fork servers and the sandboxes they prepare run at: their preparing and their
-   * teardown give way to the runs under way. A run's process is set back to 0 when its request
-   * goes out, which only root may do: 0 (no change) otherwise.
-   */
-  preparingNiceness: number
 }
 
 /** Niceness of a finished run's processes while they are killed and torn down. */
@@ -240,7 +234,6 @@ export class ForkServerBackend {
       maxRunsPerServer: options.maxRunsPerServer ?? 5000,
       maxServerAgeMs: options.maxServerAgeMs ?? 10 * 60_000,
       serverMemoryBytes: options.serverMemoryBytes ?? 1024 ** 3,
-      preparingNiceness: asRoot ? 10 : 0,
       preload: options.preload ?? defaultPreload,
     })
     return new ForkServerBackend(config, options, detected.manager, uids, logger)
@@ -405,7 +398,6 @@ export class ForkServerBackend {
         env: this.#options.env,
         seccomp: { none, loopback },
         preload: this.#config.preload,
-        niceness: this.#config.preparingNiceness,
         initPath,
         logger: this.#logger,
       })
@@ -621,12 +613,6 @@ class ForkSlot implements Slot {
     )
     const header = Buffer.alloc(4)
     header.writeUInt32BE(request.length)
-    // Prepared at low priority: the run itself gets its full share. The init only waits; the
-    // program's process, before its request, is the one to set, and the fork server has not
-    // said it reaped it.
-    if (config.preparingNiceness !== 0 && !this.#childGone) {
-      setNiceness(this.#child.programHostPid, 0)
-    }
     child.stdin.on('error', () => {})
     child.stdin.write(Buffer.concat([header, request]))
     if (spec.stdin !== undefined) child.stdin.write(spec.stdin)

@@ -57,8 +57,6 @@ export interface ForkServerLaunch {
   preload: readonly string[]
   /** The host path of the sandboxes' pid 1 program (`buildSandboxInit`). */
   initPath: string
-  /** The niceness the fork server, and so every sandbox it prepares, runs at. */
-  niceness: number
   logger: Logger
 }
 
@@ -163,7 +161,6 @@ export class ForkServer {
         launch.childFiles.map((file, index) => [file.target, `${innerDir}/file-${index}`]),
       ),
       preload: launch.preload,
-      niceness: launch.niceness,
       env: launch.env,
       init: `${innerDir}/hutch-sandbox-init`,
     }
