@@ -16,18 +16,38 @@ export const sandboxInitSourcePath: string = fileURLToPath(
 /** The C compiler the init is built with (Debian's `gcc`; `hutch doctor` checks it). */
 export const defaultCompilerPath = '/usr/bin/cc'
 
+/** The builds tried in turn, the first that compiles wins. */
+export const buildFlags: readonly (readonly string[])[] = [
+  [
+    '-static',
+    '-nostdlib',
+    '-ffreestanding',
+    '-fno-stack-protector',
+    '-fno-builtin',
+    '-no-pie',
+    '-DHUTCH_INIT_FREESTANDING',
+  ],
+  ['-static'],
+  [],
+]
+
 /**
  * Builds the sandbox init once per source version into `<cacheDir>/bin` (the host's cache, as the
  * seccomp filters), and returns its path.
- * Statically linked where the C library allows it (no loader to run at each start), dynamically
- * otherwise. Concurrent callers each build to a file of their own and rename it into place.
+ * Without the C library where the architecture allows it (see the source: its start-up cost more
+ * than the init's own work), else statically linked (no loader to run at each start), else
+ * dynamically. Concurrent callers each build to a file of their own and rename it into place.
  */
 export async function buildSandboxInit(
   cacheDir: string,
   compilerPath: string = defaultCompilerPath,
 ): Promise<string> {
   const source = await fsp.readFile(sandboxInitSourcePath)
-  const version = createHash('sha256').update(source).digest('hex').slice(0, 16)
+  const version = createHash('sha256')
+    .update(source)
+    .update(JSON.stringify(buildFlags))
+    .digest('hex')
+    .slice(0, 16)
   const binDir = path.join(cacheDir, 'bin')
   const target = path.join(binDir, `hutch-sandbox-init-${version}`)
   try {
@@ -38,18 +58,18 @@ export async function buildSandboxInit(
   }
   await fsp.mkdir(binDir, { recursive: true, mode: 0o755 })
   const temporary = `${target}.${randomUUID()}`
-  const compile = (extra: string[]) =>
+  const compile = (extra: readonly string[]) =>
     execFileAsync(
       compilerPath,
       ['-O2', '-Wall', ...extra, '-o', temporary, sandboxInitSourcePath],
       { timeout: 60_000 },
     )
   try {
-    try {
-      await compile(['-static'])
-    } catch {
-      await compile([])
-    }
+    // Each build in turn until one compiles; the last one's error otherwise.
+    await buildFlags.reduce<Promise<unknown>>(
+      (previous, flags) => previous.catch(() => compile(flags)),
+      Promise.reject(new Error('not built')),
+    )
     await fsp.chmod(temporary, 0o755)
     await fsp.rename(temporary, target)
   } catch (error) {
