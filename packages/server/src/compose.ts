@@ -52,6 +52,14 @@ export interface ComposeOptions {
 }
 
 /**
+ * Sandbox starts in flight per warm pool (the pool's own default is 2). A run that finds its pool
+ * empty waits for the next start to land; with more of them in flight a burst drains the pool
+ * less deep (seen here, 16 trivial runs at a time on 2 cores, three interleaved rounds: p99 186,
+ * 190 and 162 ms with 4, against 242, 223 and 182 with 2).
+ */
+const sandboxStartsInFlight = 4
+
+/**
  * Wires the server from its config: database (migrated), storage, sandbox backend, warm pool,
  * run queue, execution service and the HTTP app. On start it reconciles: executions left
  * unfinished by a crash become `failed`, and orphaned workdirs and cgroups are removed.
@@ -143,6 +151,7 @@ export async function composeServer(
             minWarm: config.minWarm,
             maxWarm: config.maxWarm,
             maxIdleMs: config.maxIdleMs,
+            startConcurrency: sandboxStartsInFlight,
             logger,
           },
         )
@@ -166,6 +175,7 @@ export async function composeServer(
             minWarm: config.minWarm,
             maxWarm: config.maxWarm,
             maxIdleMs: config.maxIdleMs,
+            startConcurrency: sandboxStartsInFlight,
             logger,
           },
         ),
