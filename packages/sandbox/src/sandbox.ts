@@ -165,7 +165,7 @@ const defaultOutputCaps: OutputCaps = {
 export class Sandbox {
   readonly #backend: Backend
   readonly #fastPath: FastPath | undefined
-  /** The python runtime's standard library modules, when the fast path is on. */
+  /** The python runtime's standard library modules; none without the fast path. */
   readonly #stdlibModules: ReadonlySet<string>
   readonly #runtimes: Record<string, Runtime>
   readonly #defaults: Limits
@@ -324,7 +324,6 @@ export class Sandbox {
     const language = request.runtime.language
     if (
       language === 'python' &&
-      this.#fastPath !== undefined &&
       this.#stdlibModules.size > 0 &&
       request.files.length === 0 &&
       request.code !== undefined &&
@@ -651,7 +650,6 @@ export function fixedLimitsEqual(a: Limits, b: Limits): boolean {
 
 /** Languages the fast path serves. */
 export const fastLanguages = ['python', 'bash'] as const
-export type FastLanguage = (typeof fastLanguages)[number]
 /**
  * The fast path's fork server images: one per language it serves, and python's with nothing
  * preloaded for code that imports only the standard library (`python-stdlib`: forking a small

@@ -22,7 +22,7 @@ describe('fork server fast path', () => {
       language: 'python',
       code: 'import os, pandas, sys; print("matplotlib.pyplot" in sys.modules, "numpy" in sys.modules, os.nice(0))',
     })
-    // Prepared at a lower priority, the run's own process runs at the ordinary one.
+    // The run's own process runs at the ordinary priority.
     expect(result).toMatchObject({ status: 'ok', stdout: 'True True 0\n' })
     expect(sandbox.fastPath?.python.stats.started).toBe(1)
     expect(sandbox.fastPath?.['python-stdlib'].stats.started).toBe(0)

@@ -17,7 +17,7 @@ export const sandboxInitSourcePath: string = fileURLToPath(
 export const defaultCompilerPath = '/usr/bin/cc'
 
 /** The builds tried in turn, the first that compiles wins. */
-export const buildFlags: readonly (readonly string[])[] = [
+const buildFlags: readonly (readonly string[])[] = [
   [
     '-static',
     '-nostdlib',
