@@ -1,24 +1,16 @@
 """hutch fork server ("zygote"): one long-lived interpreter that never runs user code.
 
 It runs inside its own bubblewrap sandbox (own user, pid, mount and network namespaces, no
-capability outside them), imports the heavy libraries once, and forks one child per prepared
-sandbox. Each child, before any request reaches it, takes new mount, network, IPC and UTS
-namespaces (and a new pid namespace, as pid 2: pid 1 is hutch-init.c, which starts first),
-mounts a fresh /proc, /tmp, /dev/shm and a workdir of bounded size, connects its stdin, stdout and stderr to the hutch server, hides the
-server's socket, drops every capability, sets no-new-privs and loads the seccomp filter. Then it
-waits for its one request: run Python in this interpreter (its imports are already done), or exec
-another program.
+capability outside them) and imports the heavy libraries once. Then it hands control to its loop
+in C (hutch-forkserver.c, which says what a child is made of and the protocol with the server),
+which forks one child per prepared sandbox and never returns in this process. In a child the call
+returns once the child is a sandbox (namespaces, mounts, limits, no capabilities, seccomp, its
+streams on fds 0-2); Python then gives it its own random generators and streams, says it is
+ready, and waits for its one request: run Python in this interpreter (its imports are already
+done), or exec another program.
 
-Protocol with the server, on this process's stdin (commands) and stdout (events), one JSON
-object per line:
-  -> {"op": "spawn", "id", "network", "diskBytes", "tmpBytes", "shmBytes", "openFiles", "fileSizeBytes"}
-  <- {"ev": "ready", "id", "pid", "init"} the program's and its init's pids in this process's pid namespace
-  <- {"ev": "failed", "id", "reason"}    the child could not set itself up
-  <- {"ev": "exit", "id", "code"}        128+N for a death by signal N, as bwrap's init reports
-  -> {"op": "stop"}
-Each child connects three times to the server's socket, sending {"id", "stream"} on each first
-("stdin", "stdout", "stderr"). The request arrives on the stdin connection: 4 bytes of big-endian
-length, then JSON {"mode": "python"|"exec", "argv", "env", "cpuSeconds"}; what follows is the
+The request arrives on the stdin connection: input files as frames (see receive_request), then
+{"op": "run", "mode": "python"|"exec", "argv", "env", "cpuSeconds"}; what follows is the
 program's stdin.
 """
 
@@ -27,7 +19,6 @@ import errno
 import io
 import json
 import os
-import select
 import signal
 import socket
 import struct
@@ -59,55 +50,32 @@ for _index, (_target, _path) in enumerate(CONFIG.get("files", {}).items()):
     os.chmod(_copy, 0o444)
     FILES.append((_target, _copy))
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+class Config(ctypes.Structure):
+    """struct hutch_forkserver_config (hutch-forkserver.c)."""
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MNT_DETACH = 2
-PR_SET_NO_NEW_PRIVS = 38
-PR_CAPBSET_DROP = 24
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-PR_SET_PDEATHSIG = 1
-PR_SET_SECCOMP = 22
-SECCOMP_MODE_FILTER = 2
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
+    _fields_ = [
+        ("socket_path", ctypes.c_char_p),
+        ("socket_dir", ctypes.c_char_p),
+        ("workdir", ctypes.c_char_p),
+        ("init_path", ctypes.c_char_p),
+        ("uid", ctypes.c_uint),
+        ("last_cap", ctypes.c_int),
+        ("file_count", ctypes.c_int),
+        ("file_targets", ctypes.POINTER(ctypes.c_char_p)),
+        ("file_sources", ctypes.POINTER(ctypes.c_char_p)),
+        ("seccomp_none", ctypes.c_void_p),
+        ("seccomp_loopback", ctypes.c_void_p),
+    ]
 
 
-def check(result, what):
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
+class ChildStart(ctypes.Structure):
+    """struct hutch_child_start: what a child gets back from the loop."""
+
+    _fields_ = [("ready_fd", ctypes.c_int), ("request_fd", ctypes.c_int)]
 
 
-def mount(source, target, fstype, flags, data=None):
-    check(
-        libc.mount(
-            source.encode(),
-            target.encode(),
-            None if fstype is None else fstype.encode(),
-            flags,
-            None if data is None else data.encode(),
-        ),
-        f"mount {target}",
-    )
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def send_event(event):
@@ -116,128 +84,35 @@ def send_event(event):
         data = data[os.write(1, data):]
 
 
-# ---------------------------------------------------------------------------------------------
-# In the child: become a sandbox, then wait for the request.
-
-
-def loopback_up():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl_ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
-        fcntl_ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-
-
-def fcntl_ioctl(fd, request, arg):
-    import fcntl
-
-    return fcntl.ioctl(fd, request, arg)
-
-
-# What a child needs to give up its rights, built once here rather than in each child (defining
-# a ctypes structure costs a fork's child a fraction of a millisecond).
-class CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-LAST_CAP = int(open("/proc/sys/kernel/cap_last_cap").read())
-CAP_HEADER = CapHeader(0x20080522, 0)
-NO_CAPS = (CapData * 2)()
-SECCOMP_BUFFERS = {}
-for _network, _path in CONFIG.get("seccomp", {}).items():
-    with open(_path, "rb") as _file:
-        _program = _file.read()
-    SECCOMP_BUFFERS[_network] = ctypes.create_string_buffer(_program, len(_program))
-SECCOMP_PROGRAMS = {
-    network: SockFprog(len(buffer) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    for network, buffer in SECCOMP_BUFFERS.items()
-}
-
-
-def drop_capabilities():
-    for cap in range(LAST_CAP + 1):
-        check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding capability")
-    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
-    check(libc.capset(ctypes.byref(CAP_HEADER), NO_CAPS), "capset")
-
-
-def load_seccomp(network):
-    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(SECCOMP_PROGRAMS[network]), 0, 0), "seccomp")
-
-
-def connect(child_id, stream):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(SOCKET_PATH)
-    sock.sendall((json.dumps({"id": child_id, "stream": stream}) + "\n").encode())
-    return sock
-
-
-def await_init():
-    """Waits until the sandbox's init (pid 1, hutch-init.c) has given up its rights: it does that
-    last, after it made itself not dumpable and covered the fork server's files."""
-    deadline = time.monotonic() + 5
-    while True:
-        with open("/proc/1/status", "rb") as status:
-            if b"\nNoNewPrivs:\t1\n" in status.read():
-                return
-        if time.monotonic() > deadline:
-            raise OSError(errno.ETIMEDOUT, "the sandbox init did not start")
-        time.sleep(0.0002)
-
-
-def become_sandbox(spec):
-    """Everything a child does before its request: namespaces, mounts, identity, filters."""
-    check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    mount("none", "/", None, MS_REC | MS_PRIVATE)
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    await_init()
-    streams = {name: connect(spec["id"], name) for name in ("stdin", "stdout", "stderr")}
-    # The server's socket is gone from this sandbox's view, and a fresh /tmp covers the fork
-    # server's own files: user code can reach neither.
-    check(libc.umount2(SOCKET_DIR.encode(), MNT_DETACH), "hide the server socket")
-    # Reached through these once the fresh /tmp covers them.
-    sources = [(target, os.open(source, os.O_PATH | os.O_CLOEXEC)) for target, source in FILES]
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmpBytes']},mode=1777")
-    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['shmBytes']},mode=1777")
-    mount(
-        "tmpfs",
-        WORKDIR,
-        "tmpfs",
-        MS_NOSUID | MS_NODEV,
-        f"size={spec['diskBytes']},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_UID}",
+def native_config():
+    """The loop's settings, kept alive in this module's globals for the process's life."""
+    global _KEEP
+    seccomp = {}
+    buffers = []
+    for network, path in CONFIG["seccomp"].items():
+        with open(path, "rb") as file:
+            program = file.read()
+        buffer = ctypes.create_string_buffer(program, len(program))
+        fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+        buffers.append((buffer, fprog))
+        seccomp[network] = ctypes.addressof(fprog)
+    targets = (ctypes.c_char_p * max(len(FILES), 1))(*[target.encode() for target, _ in FILES])
+    sources = (ctypes.c_char_p * max(len(FILES), 1))(*[source.encode() for _, source in FILES])
+    config = Config(
+        SOCKET_PATH.encode(),
+        SOCKET_DIR.encode(),
+        WORKDIR.encode(),
+        INIT_PATH.encode(),
+        SANDBOX_UID,
+        int(open("/proc/sys/kernel/cap_last_cap").read()),
+        len(FILES),
+        targets,
+        sources,
+        seccomp["none"],
+        seccomp["loopback"],
     )
-    for target, source in sources:
-        # Bound read-only, as bubblewrap's --ro-bind-data gives them on the slow path: a mount
-        # costs less than a copy of the file into every sandbox.
-        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444))
-        mount(f"/proc/self/fd/{source}", target, None, MS_BIND)
-        mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        os.close(source)
-    socket.sethostname("hutch")
-    if spec["network"] == "loopback":
-        loopback_up()
-    # Sibling sandboxes share /dev; nobody writes to it but through its device nodes.
-    mount("none", "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    os.setsid()
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    open_files = min(spec["openFiles"], resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (spec["fileSizeBytes"], spec["fileSizeBytes"]))
-    drop_capabilities()
-    load_seccomp(spec["network"])
-    return streams
+    _KEEP = (buffers, targets, sources, config)
+    return config
 
 
 def receive_request(sock):
@@ -416,21 +291,6 @@ def report_done(code):
     os._exit(code)
 
 
-def child_main(spec, ready_fd):
-    """Pid 2 of the new sandbox, the process that runs the program: sets the sandbox up, says so
-    on `ready_fd`, then waits for its request. Pid 1 is the sandbox's init (hutch-init.c), which
-    reaps orphans; the fork server, this process's parent, reports how it ended."""
-    try:
-        streams = become_sandbox(spec)
-        prepare_program(streams)
-    except BaseException as error:  # noqa: BLE001
-        os.write(ready_fd, ("failed: " + str(error)).encode()[:1000])
-        os._exit(125)
-    os.write(ready_fd, b"ok\n")
-    os.close(ready_fd)
-    run_program(streams["stdin"])
-
-
 def set_title(title):
     """Shows `title` as this process's /proc/PID/cmdline (the fork server's argv otherwise)."""
     fields = open("/proc/self/stat", "rb").read().rsplit(b")", 1)[1].split()
@@ -442,18 +302,16 @@ def set_title(title):
     ctypes.memmove(start, title, len(title))
 
 
-def prepare_program(streams):
-    """All the program's process can do before it knows its request, so that the request only
-    waits for what depends on it: its streams on fds 0-2, its workdir, its own random generators
-    (the pages they touch are copied now, not while the program runs) and Python's streams."""
-    for number, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
-        os.dup2(streams[name].fileno(), number, inheritable=True)
-        # dup2 onto its own number changes nothing: a socket already at 0-2 keeps O_CLOEXEC.
-        os.set_inheritable(number, True)
-    os.chdir(WORKDIR)
+def prepare_program(start):
+    """What the program's Python can do before it knows its request, so that the request only
+    waits for what depends on it: its own random generators (the pages they touch are copied
+    now, not while the program runs) and Python's streams. Then it says it is ready."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     reseed()
     python_streams()
+    os.write(start.ready_fd, b"ok\n")
+    os.close(start.ready_fd)
+    return socket.socket(fileno=start.request_fd)
 
 
 def run_program(request_socket):
@@ -549,115 +407,31 @@ def warm_up():
         os.unlink(path)
 
 
-INIT_FILE_ACTIONS = [
-    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
-    (os.POSIX_SPAWN_DUP2, 0, 1),
-    (os.POSIX_SPAWN_DUP2, 0, 2),
-]
-
-
-def spawn(spec, own_pid_ns, children, inits, ready):
-    read_fd, write_fd = os.pipe()
-    # One fork of this interpreter per sandbox: a new pid namespace, its init (a small program,
-    # started without copying this process: posix_spawn is a vfork), then the program's process
-    # as its pid 2; and back to our own namespace.
-    pid = None
-    init = None
-    try:
-        check(libc.unshare(CLONE_NEWPID), "unshare pid")
-        init = os.posix_spawn(INIT_PATH, ["hutch-sandbox-init"], {}, file_actions=INIT_FILE_ACTIONS)
-        pid = os.fork()
-    finally:
-        if pid != 0:
-            check(libc.setns(own_pid_ns, CLONE_NEWPID), "setns pid")
-        if pid is None:
-            os.close(read_fd)
-            os.close(write_fd)
-            if init is not None:
-                os.kill(init, signal.SIGKILL)
-                inits[init] = None
-    if pid == 0:
-        os.close(read_fd)
-        null = os.open("/dev/null", os.O_RDWR)
-        # Nothing of the fork server's own pipes stays open in a sandbox.
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.close(null)
-        os.close(own_pid_ns)
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        child_main(spec, write_fd)
-        os._exit(125)
-    os.close(write_fd)
-    children[pid] = (spec["id"], init)
-    inits[init] = spec["id"]
-    ready[read_fd] = (pid, init, spec["id"])
-
-
 def main():
     preload()
-    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY)
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    children = {}
-    inits = {}
-    ready = {}
-    commands = b""
+    native = ctypes.PyDLL(CONFIG["native"])
+    native.hutch_forkserver_serve.argtypes = [ctypes.POINTER(Config), ctypes.POINTER(ChildStart)]
+    native.hutch_forkserver_serve.restype = ctypes.c_int
+    config = native_config()
+    start = ChildStart(-1, -1)
     send_event({"ev": "hello", "pid": os.getpid()})
-    while True:
-        readable, _, _ = select.select([0, wake_read, *ready], [], [])
-        for fd in readable:
-            if fd == wake_read:
-                os.read(wake_read, 4096)
-            elif fd == 0:
-                chunk = os.read(0, 65536)
-                if not chunk:
-                    return
-                commands += chunk
-                while b"\n" in commands:
-                    line, commands = commands.split(b"\n", 1)
-                    command = json.loads(line)
-                    if command["op"] == "stop":
-                        return
-                    if command["op"] == "spawn":
-                        try:
-                            spawn(command, own_pid_ns, children, inits, ready)
-                        except OSError as error:
-                            send_event({"ev": "failed", "id": command["id"], "reason": str(error)})
-            else:
-                # A child says "ok" once set up, or why it failed, and nothing more: the pipe
-                # closes after its first message (a sandbox must not keep the fork server busy).
-                pid, init, child_id = ready.pop(fd)
-                message = os.read(fd, 1024)
-                os.close(fd)
-                if message == b"ok\n":
-                    send_event({"ev": "ready", "id": child_id, "pid": pid, "init": init})
-                else:
-                    reason = message.decode(errors="replace").strip() or "the child died"
-                    send_event({"ev": "failed", "id": child_id, "reason": reason[:1000]})
-        while children or inits:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            if pid in inits:
-                inits.pop(pid)
-                continue
-            child_id, init = children.pop(pid, (None, None))
-            if child_id is None:
-                continue
-            # The program is gone: its init goes too, and whatever it left behind with it.
-            try:
-                os.kill(init, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-            send_event({"ev": "exit", "id": child_id, "code": code & 0xFF})
+    # Called holding the interpreter's lock (PyDLL), which a child keeps: it returns in children
+    # only, and in this process once the server is gone or said stop.
+    result = native.hutch_forkserver_serve(ctypes.byref(config), ctypes.byref(start))
+    if result < 0:
+        raise OSError(ctypes.get_errno(), "the fork server's loop failed")
+    if result == 0:
+        return
+    try:
+        # As os.fork() does in its child: the interpreter's own state, then the hooks libraries
+        # registered with os.register_at_fork (matplotlib empties its cache of open fonts).
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        request_socket = prepare_program(start)
+    except BaseException as error:  # noqa: BLE001
+        os.write(start.ready_fd, ("failed: " + str(error)).encode()[:1000])
+        os._exit(125)
+    run_program(request_socket)
+    os._exit(125)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import { decodeExit, signalName } from '../process-exit.ts'
 import { RunSupervisor } from '../run-supervisor.ts'
 import type { ForkChild, ForkChildExit } from './fork-server.ts'
 import { ForkServer } from './fork-server.ts'
-import { buildSandboxInit } from './sandbox-init.ts'
+import { buildForkServerLoop, buildSandboxInit } from './native-programs.ts'
 
 /** How the fork-server fast path is set up. */
 export interface ForkServerOptions {
@@ -321,8 +321,8 @@ export class ForkServerBackend {
   }
 
   #currentServer: ForkServer | undefined
-  /** The sandbox init, built once. */
-  #initPath: Promise<string> | undefined
+  /** The sandbox init and the fork server's loop, built once. */
+  #nativePaths: Promise<[initPath: string, loopPath: string]> | undefined
 
   get #seccompPython(): string {
     return this.#options.seccompPythonPath ?? '/usr/bin/python3'
@@ -372,11 +372,14 @@ export class ForkServerBackend {
         pids: 1024,
         cpuQuotaCores: this.#config.cpuQuotaCores,
       })
-      const [none, loopback, initPath] = await Promise.all([
+      const [none, loopback, [initPath, loopPath]] = await Promise.all([
         buildSeccompFilter({ network: 'none' }, { pythonPath: this.#seccompPython }),
         buildSeccompFilter({ network: 'loopback' }, { pythonPath: this.#seccompPython }),
-        (this.#initPath ??= buildSandboxInit(defaultCacheDir()).catch((error: unknown) => {
-          this.#initPath = undefined
+        (this.#nativePaths ??= Promise.all([
+          buildSandboxInit(defaultCacheDir()),
+          buildForkServerLoop(defaultCacheDir()),
+        ]).catch((error: unknown) => {
+          this.#nativePaths = undefined
           throw error
         })),
       ])
@@ -399,6 +402,7 @@ export class ForkServerBackend {
         seccomp: { none, loopback },
         preload: this.#config.preload,
         initPath,
+        loopPath,
         logger: this.#logger,
       })
       this.stats.started++

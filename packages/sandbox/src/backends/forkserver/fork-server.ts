@@ -31,6 +31,23 @@ const socketName = 'c.sock'
 const helloTimeoutMs = 60_000
 const spawnTimeoutMs = 15_000
 
+/** What a child's id may be made of, as the fork server's loop reads it. */
+const childIdPattern = /^[A-Za-z0-9_.:-]{1,64}$/
+
+/** The loop's `spawn` line (hutch-forkserver.c): every size a whole number of bytes. */
+function spawnCommand(id: string, spec: ForkChildSpec): string {
+  if (!childIdPattern.test(id)) {
+    throw new SandboxError(
+      'invalid_request',
+      `a fork server child cannot be named ${JSON.stringify(id)}`,
+    )
+  }
+  const count = (value: number): string =>
+    String(Math.min(Math.max(Math.floor(value), 0), Number.MAX_SAFE_INTEGER))
+  const sizes = [spec.diskBytes, spec.tmpBytes, spec.shmBytes, spec.openFiles, spec.fileSizeBytes]
+  return ['spawn', id, spec.network, ...sizes.map(count)].join(' ')
+}
+
 /** Everything one fork server is launched with. */
 export interface ForkServerLaunch {
   id: string
@@ -57,6 +74,8 @@ export interface ForkServerLaunch {
   preload: readonly string[]
   /** The host path of the sandboxes' pid 1 program (`buildSandboxInit`). */
   initPath: string
+  /** The host path of the fork server's loop, a shared library (`buildForkServerLoop`). */
+  loopPath: string
   logger: Logger
 }
 
@@ -163,6 +182,7 @@ export class ForkServer {
       preload: launch.preload,
       env: launch.env,
       init: `${innerDir}/hutch-sandbox-init`,
+      native: `${innerDir}/hutch-forkserver.so`,
     }
     const files: { target: string; content: Uint8Array; mode?: string }[] = [
       {
@@ -170,6 +190,7 @@ export class ForkServer {
         content: await fsp.readFile(launch.initPath),
         mode: '0555',
       },
+      { target: `${innerDir}/hutch-forkserver.so`, content: await fsp.readFile(launch.loopPath) },
       { target: `${innerDir}/forkserver.py`, content: await fsp.readFile(forkServerScriptPath) },
       { target: `${innerDir}/config.json`, content: Buffer.from(JSON.stringify(config)) },
       { target: `${innerDir}/seccomp-none.bpf`, content: launch.seccomp.none },
@@ -285,6 +306,12 @@ export class ForkServer {
     if (this.#exitReason !== undefined) {
       return Promise.reject(new SandboxError('backend_unavailable', this.#exitReason))
     }
+    let command: string
+    try {
+      command = spawnCommand(id, spec)
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
     this.spawned++
     let resolveExit!: (exit: ForkChildExit) => void
     const pending: PendingChild = {
@@ -318,7 +345,7 @@ export class ForkServer {
           reject(childError instanceof Error ? childError : new Error(String(childError)))
         }
       }
-      this.#send({ op: 'spawn', id, ...spec })
+      this.#send(command)
     })
   }
 
@@ -431,10 +458,10 @@ export class ForkServer {
     socket.on('data', onData)
   }
 
-  #send(command: Record<string, unknown>): void {
+  #send(line: string): void {
     const stdin = this.#process.stdin
     if (stdin === null || this.#exitReason !== undefined) return
-    stdin.write(`${JSON.stringify(command)}\n`)
+    stdin.write(`${line}\n`)
   }
 
   #awaitHello(gatePid: number): Promise<void> {
