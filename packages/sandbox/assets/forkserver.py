@@ -305,10 +305,8 @@ def set_title(title):
 def prepare_program(start):
     """What the program's Python can do before it knows its request, so that the request only
     waits for what depends on it: its own random generators (the pages they touch are copied
-    now, not while the program runs) and Python's streams. Then it says it is ready."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    now, not while the program runs). Then it says it is ready."""
     reseed()
-    python_streams()
     os.write(start.ready_fd, b"ok\n")
     os.close(start.ready_fd)
     return socket.socket(fileno=start.request_fd)
@@ -415,6 +413,9 @@ def main():
     config = native_config()
     start = ChildStart(-1, -1)
     send_event({"ev": "hello", "pid": os.getpid()})
+    # Made here, once, rather than in each child: in a child, fds 0-2 are its streams. This
+    # process writes its events with os.write, never through them.
+    python_streams()
     # Called holding the interpreter's lock (PyDLL), which a child keeps: it returns in children
     # only, and in this process once the server is gone or said stop.
     result = native.hutch_forkserver_serve(ctypes.byref(config), ctypes.byref(start))
