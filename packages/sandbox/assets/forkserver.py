@@ -291,11 +291,21 @@ def report_done(code):
     os._exit(code)
 
 
+def arguments_area():
+    """Where this process's argv strings are (arg_start, arg_end of /proc/self/stat, fields 48
+    and 49): read once here, the same addresses in every forked child."""
+    with open("/proc/self/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    # The split starts at field 3.
+    return int(fields[45]), int(fields[46])
+
+
+ARGUMENTS_AREA = arguments_area()
+
+
 def set_title(title):
     """Shows `title` as this process's /proc/PID/cmdline (the fork server's argv otherwise)."""
-    fields = open("/proc/self/stat", "rb").read().rsplit(b")", 1)[1].split()
-    # Fields 48 and 49 of stat (arg_start, arg_end); the split starts at field 3.
-    start, end = int(fields[45]), int(fields[46])
+    start, end = ARGUMENTS_AREA
     size = end - start
     title = title[: size - 1]
     ctypes.memset(start, 0, size)
@@ -323,14 +333,13 @@ def run_program(request_socket):
     cpu_seconds = request.get("cpuSeconds")
     if cpu_seconds is not None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    os.environ.clear()
-    os.environ.update(request["env"])
-    if request["mode"] == "exec":
-        # Python ignores these; a program it execs would inherit that.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     if request["mode"] == "python":
+        os.environ.clear()
+        os.environ.update(request["env"])
         run_python(request)
+    # Python ignores these; a program it execs would inherit that.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
         os.execve(request["argv"][0], request["argv"], request["env"])
     except OSError as error:
